@@ -1,0 +1,86 @@
+"""Request pacing shared by every thread: a token bucket, and a global pause after a 429.
+
+At about 100 requests a minute, the pacer is the budget: sending a request the service will
+refuse costs a round trip and a retry-after. So every request takes a token first, and a 429 seen
+by any thread holds back all of them until the server's retry-after has passed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+_EPSILON = 1e-6  # below a clock's useful resolution: treat as "now" so waits always end
+
+
+class Pacer:
+    """A thread-safe token bucket at ``requests_per_minute`` with room for ``burst`` requests."""
+
+    def __init__(
+        self,
+        requests_per_minute: float,
+        burst: int = 1,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        if requests_per_minute <= 0:
+            raise ValueError("requests_per_minute must be positive")
+        self.rate = requests_per_minute / 60.0
+        self.burst = max(1, burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._interval = 1.0 / self.rate
+        self._tolerance = (self.burst - 1) * self._interval
+        # GCRA: the "theoretical arrival time" of the next request; a request may go when it is
+        # at most `tolerance` ahead of now. No token counts accumulate float error.
+        self._tat = clock()
+        self._paused_until = 0.0
+        self.waited = 0.0  # total seconds callers spent waiting, for progress and metrics
+
+    @property
+    def requests_per_minute(self) -> float:
+        """The configured rate."""
+        return self.rate * 60.0
+
+    def acquire(self) -> float:
+        """Block until a request may be sent; return the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                delay = self._reserve()
+            if delay <= 0:
+                return waited
+            self._sleep(delay)
+            waited += delay
+            with self._lock:
+                self.waited += delay
+
+    def pause_for(self, seconds: float) -> None:
+        """Hold back every caller for ``seconds`` from now (a 429's retry-after)."""
+        with self._lock:
+            until = self._clock() + max(0.0, seconds)
+            self._paused_until = max(self._paused_until, until)
+            # The server just said the window is spent: one request at the end, not a burst.
+            self._tat = max(self._tat, self._paused_until + self._tolerance)
+
+    def paused_for(self) -> float:
+        """Seconds left in a 429 pause (0 when none), for progress displays."""
+        with self._lock:
+            return max(0.0, self._paused_until - self._clock())
+
+    def _reserve(self) -> float:
+        """Take a slot and return 0, or return how long to wait before trying again."""
+        now = self._clock()
+        if now < self._paused_until - _EPSILON:
+            return self._paused_until - now
+        tat = max(self._tat, now)
+        ahead = tat - now - self._tolerance
+        if ahead > _EPSILON:
+            return ahead
+        self._tat = tat + self._interval
+        return 0.0
