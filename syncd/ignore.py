@@ -1,0 +1,155 @@
+"""Which local files are never uploaded: built-in defaults, config patterns and ``.syncdignore``.
+
+All rules use gitignore syntax and are applied in this order, the last match winning (so a
+``!pattern`` in ``.syncdignore`` can re-include a default): ``DEFAULT_IGNORES``, the config's
+patterns, then ``ROOT/.syncdignore``. As in git, a file below an ignored directory stays ignored.
+The daemon's own files (its journal and SQLite's ``-wal``/``-shm``/``-journal`` siblings) are
+excluded by path when they live inside the synced folder, whatever the patterns say.
+
+The defaults cover temporary files that editors, office suites, browsers and rsync write next to
+real files and then rename or delete within moments:
+
+- vim: swap files (``.name.swp`` and its successors ``.swo`` ... ``.swa``, ``.swx``) and the
+  probe file vim writes to test a directory: ``4913``, or while that exists ``5036``, ``5159``,
+  ... (adding 123). The first ``VIM_PROBES`` names of that sequence are ignored.
+- emacs backups ``name~`` and lock links ``.#name``; LibreOffice locks ``.~lock.name#``;
+  MS Office owner files ``~$name``; macOS ``.DS_Store``; browser downloads ``*.part`` and
+  ``*.crdownload``.
+- rsync's temporaries ``.NAME.XXXXXX``: six random letters or digits. To spare real files such
+  as ``.bashrc.backup`` or ``.env.staged``, only suffixes holding at least one uppercase letter
+  or digit match. rsync misses this about (26/62)^6 = 0.5% of the time, with an all-lowercase
+  suffix; such a file is uploaded and then deleted remotely once rsync renames it, which is
+  harmless.
+- ``/.syncdignore`` itself: it configures this daemon and is not content for the workspace.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+IGNORE_FILE = ".syncdignore"
+VIM_PROBES = 10
+
+_ALNUM = "[A-Za-z0-9]"
+_UPPER_OR_DIGIT = "[A-Z0-9]"
+
+
+def _rsync_patterns() -> tuple[str, ...]:
+    """``.NAME.XXXXXX`` with the uppercase-or-digit character at each of the six positions."""
+    return tuple(
+        ".?*." + "".join(_UPPER_OR_DIGIT if i == j else _ALNUM for i in range(6)) for j in range(6)
+    )
+
+
+DEFAULT_IGNORES: tuple[str, ...] = (
+    "*.swp",
+    ".*.swo",
+    ".*.sw[a-n]",
+    ".*.swx",
+    *(str(4913 + 123 * i) for i in range(VIM_PROBES)),
+    "*~",
+    ".#*",
+    ".~lock.*#",
+    "~$*",
+    ".DS_Store",
+    "*.part",
+    "*.crdownload",
+    *_rsync_patterns(),
+    "/" + IGNORE_FILE,
+)
+
+
+@dataclass(frozen=True)
+class IgnoreRules:
+    """Compiled ignore rules for one synced folder; build with ``IgnoreRules.load``."""
+
+    spec: pathspec.GitIgnoreSpec
+    excluded: frozenset[str]
+    sources: tuple[str, ...]
+
+    @classmethod
+    def load(
+        cls,
+        root: Path,
+        patterns: Sequence[str] = (),
+        exclude_paths: Sequence[Path] = (),
+    ) -> IgnoreRules:
+        """Rules from defaults, config ``patterns``, ``root/.syncdignore`` and ``exclude_paths``.
+
+        Raises ValueError naming the culprit for an unreadable ignore file or a bad pattern.
+        """
+        ignore_file = root / IGNORE_FILE
+        from_file = _read_ignore_file(ignore_file)
+        lines = [*DEFAULT_IGNORES, *patterns, *from_file]
+        inside = (_relative_inside(root, path) for path in exclude_paths)
+        excluded = frozenset(rel for rel in inside if rel not in (None, "."))
+        sources = (
+            f"defaults ({len(DEFAULT_IGNORES)} patterns)",
+            f"config ({len(patterns)} patterns)",
+            f"{ignore_file} ({len(from_file)} patterns)"
+            if from_file
+            else f"{ignore_file} (absent or empty)",
+            f"excluded paths ({len(excluded)})",
+        )
+        return cls(_compile(lines), excluded, sources)
+
+    def ignored(self, rel_path: str, is_dir: bool = False) -> bool:
+        """Whether the ``/``-separated ``rel_path`` (relative to the root) is left out of sync."""
+        if not rel_path:
+            return False
+        if self.excluded and self._is_excluded(rel_path):
+            return True
+        # Directory-only patterns such as ``build/`` match a directory by its trailing slash.
+        return self.spec.match_file(rel_path + "/" if is_dir else rel_path)
+
+    def _is_excluded(self, rel_path: str) -> bool:
+        """Whether ``rel_path`` is an excluded path or lies below one."""
+        return any(rel_path == e or rel_path.startswith(e + "/") for e in self.excluded)
+
+    def __str__(self) -> str:
+        """The rule sources, for a log line."""
+        return "; ".join(self.sources)
+
+
+def _read_ignore_file(path: Path) -> list[str]:
+    """The lines of the ignore file at ``path``; none if it does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read ignore file {path}: {exc}") from exc
+    # Blank lines and comments compile to nothing; counting only real patterns helps the log.
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _compile(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
+    """One spec from ``lines``, or ValueError naming the first pattern pathspec refuses."""
+    lines = list(lines)
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except ValueError:
+        for line in lines:
+            try:
+                pathspec.GitIgnoreSpec.from_lines([line])
+            except ValueError as exc:
+                raise ValueError(f"bad ignore pattern {line!r}: {exc}") from exc
+        raise
+
+
+def _relative_inside(root: Path, path: Path) -> str | None:
+    """``path`` relative to ``root`` as a ``/``-separated string, or None if it lies outside."""
+    for base, target in (
+        (Path(os.path.abspath(root)), Path(os.path.abspath(path))),
+        (root.resolve(), path.resolve()),
+    ):
+        try:
+            return target.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return None

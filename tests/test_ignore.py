@@ -1,0 +1,166 @@
+"""Ignore rules: defaults, config patterns, .syncdignore, excluded paths and errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from syncd.ignore import DEFAULT_IGNORES, IgnoreRules
+
+
+@pytest.fixture
+def rules(tmp_path: Path) -> IgnoreRules:
+    """Rules for an empty folder: the defaults alone."""
+    return IgnoreRules.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "notes.txt.swp",
+        ".notes.txt.swp",
+        "sub/.notes.txt.swo",
+        ".notes.txt.swn",
+        ".notes.txt.swx",
+        "4913",
+        "sub/5036",
+        "5159",
+        "notes.txt~",
+        ".#notes.txt",
+        "docs/.~lock.budget.xlsx#",
+        "~$budget.docx",
+        ".DS_Store",
+        "sub/.DS_Store",
+        "movie.mp4.part",
+        "setup.exe.crdownload",
+        ".report.pdf.Ab3xYz",
+        "sub/.notes.txt.123456",
+        ".bashrc.abcdE1",
+        ".syncdignore",
+    ],
+)
+def test_defaults_ignore_temporaries(rules: IgnoreRules, path: str) -> None:
+    """Editor, office, browser, OS and rsync temporaries are ignored by default."""
+    assert True is rules.ignored(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".bashrc.backup",
+        ".bashrc",
+        ".env.staged",
+        "notes.txt",
+        "swp.txt",
+        "4914",
+        "49130",
+        "report.pdf",
+        "~budget.docx",
+        "lock.budget.xlsx#",
+        "partial.txt",
+        ".report.pdf.Ab3x",
+        "sub/.syncdignore",
+    ],
+)
+def test_defaults_keep_real_files(rules: IgnoreRules, path: str) -> None:
+    """Real files that merely resemble temporaries are kept."""
+    assert False is rules.ignored(path)
+
+
+def test_ignore_file_at_root_is_read(tmp_path: Path) -> None:
+    """Patterns in ROOT/.syncdignore apply; comments and blank lines are skipped."""
+    (tmp_path / ".syncdignore").write_text("# secrets\n\n*.key\nprivate/\n", encoding="utf-8")
+    rules = IgnoreRules.load(tmp_path)
+    actual = [rules.ignored(p) for p in ("a.key", "sub/b.key", "private/x.txt", "a.txt")]
+    expected = [True, True, True, False]
+    assert expected == actual
+    assert "(2 patterns)" in str(rules)
+
+
+def test_directory_pattern_ignores_files_below(tmp_path: Path) -> None:
+    """A ``build/`` pattern ignores the directory itself and every file under it."""
+    rules = IgnoreRules.load(tmp_path, patterns=["build/"])
+    actual = [
+        rules.ignored("build", is_dir=True),
+        rules.ignored("build/out.o"),
+        rules.ignored("src/build/deep/x.txt"),
+        rules.ignored("build"),
+    ]
+    expected = [True, True, True, False]
+    assert expected == actual
+
+
+def test_negation_reincludes(tmp_path: Path) -> None:
+    """A later ``!pattern`` re-includes a file an earlier pattern ignored."""
+    (tmp_path / ".syncdignore").write_text("!keep.log\n!important.swp\n", encoding="utf-8")
+    rules = IgnoreRules.load(tmp_path, patterns=["*.log"])
+    actual = [rules.ignored(p) for p in ("keep.log", "other.log", "important.swp", "x.swp")]
+    expected = [False, True, False, True]
+    assert expected == actual
+
+
+def test_exclude_paths_under_root(tmp_path: Path) -> None:
+    """The journal and its SQLite siblings are ignored when they live under the root."""
+    state = tmp_path / ".syncd" / "state.db"
+    excluded = [state, *(Path(f"{state}{s}") for s in ("-wal", "-shm", "-journal"))]
+    rules = IgnoreRules.load(tmp_path, exclude_paths=[*excluded, Path("/elsewhere/state.db")])
+    names = ("state.db", "state.db-wal", "state.db-shm", "state.db-journal", "state.db.bak")
+    actual = [rules.ignored(f".syncd/{n}") for n in names]
+    expected = [True, True, True, True, False]
+    assert expected == actual
+    assert False is rules.ignored("state.db")
+
+
+def test_excluded_directory_covers_its_files(tmp_path: Path) -> None:
+    """An excluded directory excludes everything below it."""
+    rules = IgnoreRules.load(tmp_path, exclude_paths=[tmp_path / "cache"])
+    actual = [
+        rules.ignored("cache", is_dir=True),
+        rules.ignored("cache/a/b.txt"),
+        rules.ignored("cached.txt"),
+    ]
+    expected = [True, True, False]
+    assert expected == actual
+
+
+def test_bad_pattern_is_named(tmp_path: Path) -> None:
+    """A pattern pathspec refuses gives a ValueError that names it."""
+    with pytest.raises(ValueError, match=r"bad ignore pattern '!'"):
+        IgnoreRules.load(tmp_path, patterns=["*.tmp", "!"])
+
+
+def test_unreadable_ignore_file_is_named(tmp_path: Path) -> None:
+    """An ignore file that cannot be read gives a one-line ValueError naming the file."""
+    (tmp_path / ".syncdignore").mkdir()
+    with pytest.raises(ValueError, match=r"\.syncdignore") as info:
+        IgnoreRules.load(tmp_path)
+    assert "\n" not in str(info.value)
+
+
+def test_ignore_file_not_utf8(tmp_path: Path) -> None:
+    """An ignore file that is not UTF-8 is reported, not half-read."""
+    (tmp_path / ".syncdignore").write_bytes(b"caf\xe9\n")
+    with pytest.raises(ValueError, match="cannot read ignore file"):
+        IgnoreRules.load(tmp_path)
+
+
+def test_sources_listed_for_logging(tmp_path: Path) -> None:
+    """str() lists every source of rules with its size."""
+    rules = IgnoreRules.load(tmp_path, patterns=["*.tmp"])
+    expected = (
+        f"defaults ({len(DEFAULT_IGNORES)} patterns); config (1 patterns); "
+        f"{tmp_path / '.syncdignore'} (absent or empty); excluded paths (0)"
+    )
+    assert expected == str(rules)
+
+
+def test_fast_enough_for_a_large_scan(rules: IgnoreRules) -> None:
+    """Checking 100,000 paths takes well under the few seconds a scan can spare."""
+    paths = [f"dir{i % 100}/sub{i % 7}/file{i}.txt" for i in range(100_000)]
+    start = time.perf_counter()
+    ignored = sum(rules.ignored(p) for p in paths)
+    elapsed = time.perf_counter() - start
+    assert not ignored
+    assert elapsed < 5.0
