@@ -1,0 +1,290 @@
+"""FilesClient behaviour that needs exact control of answers: a plain handler as transport."""
+
+from __future__ import annotations
+
+import json
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from syncd import errors
+from syncd.client import FilesClient
+from syncd.pacer import Pacer
+from tests.conftest import Recorder
+
+KEY = "sk-ant-api03-SECRET-never-print-me"
+FILE = {
+    "id": "file_011CNha8iCJcU1wXNR6q4V8w",
+    "type": "file",
+    "filename": "a.txt",
+    "mime_type": "text/plain",
+    "size_bytes": 5,
+    "created_at": "2025-04-15T18:37:24.100435Z",
+    "downloadable": False,
+    "scope": {"type": "workspace"},  # a newer field: must be ignored
+}
+
+
+def err(status: int, kind: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {"type": "error", "error": {"type": kind, "message": kind}, "request_id": "req_1"}
+    return httpx.Response(status, json=body, headers=headers or {})
+
+
+def client_with(
+    handler: Callable[[httpx.Request], httpx.Response],
+    recorder: Recorder,
+    **kwargs: object,
+) -> FilesClient:
+    pacer = kwargs.pop("pacer", None) or Pacer(
+        6000, burst=100, clock=recorder.clock, sleep=recorder.sleep
+    )
+    return FilesClient(
+        KEY,
+        "https://files.test",
+        pacer=pacer,  # type: ignore[arg-type]
+        transport=httpx.MockTransport(handler),
+        sleep=recorder.sleep,
+        rand=lambda: 0.0,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def scripted(*responses: httpx.Response) -> tuple[Callable[[httpx.Request], httpx.Response], list]:
+    """A handler answering with `responses` in turn, recording the requests it saw."""
+    seen: list[httpx.Request] = []
+    queue = list(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        seen.append(request)
+        return queue.pop(0)
+
+    return handler, seen
+
+
+def test_missing_key_fails_before_any_request(recorder: Recorder) -> None:
+    """An empty key is a ConfigError naming ANTHROPIC_API_KEY, and nothing is sent."""
+    handler, seen = scripted()
+    with pytest.raises(errors.ConfigError, match="ANTHROPIC_API_KEY"):
+        FilesClient("  ", transport=httpx.MockTransport(handler))
+    assert seen == []
+
+
+def test_headers_are_pinned(recorder: Recorder) -> None:
+    """Every request carries the key, the pinned version and the files beta."""
+    handler, seen = scripted(httpx.Response(200, json=FILE))
+    client_with(handler, recorder).get(FILE["id"])
+    headers = seen[0].headers
+    assert (headers["x-api-key"], headers["anthropic-version"], headers["anthropic-beta"]) == (
+        KEY,
+        "2023-06-01",
+        "files-api-2025-04-14",
+    )
+
+
+def test_unknown_fields_are_ignored(recorder: Recorder) -> None:
+    """A File object with fields this client does not know still parses."""
+    handler, _ = scripted(httpx.Response(200, json=FILE))
+    remote = client_with(handler, recorder).get(FILE["id"])
+    assert (remote.id, remote.size_bytes, remote.created_at.microsecond) == (FILE["id"], 5, 100435)
+
+
+def test_retry_after_is_honoured_with_recorded_sleeps(recorder: Recorder) -> None:
+    """A 429 with retry-after: 3 waits exactly 3 s (recorded, not slept) and then succeeds."""
+    handler, seen = scripted(
+        err(429, "rate_limit_error", {"retry-after": "3"}), httpx.Response(200, json=FILE)
+    )
+    client_with(handler, recorder).get(FILE["id"])
+    assert (len(seen), recorder.sleeps) == (2, [3.0])
+
+
+def test_retry_after_ms_and_backoff(recorder: Recorder) -> None:
+    """retry-after-ms is used when present; without a hint, backoff doubles from 0.5 s."""
+    handler, seen = scripted(
+        err(529, "overloaded_error", {"retry-after-ms": "250"}),
+        err(500, "api_error"),
+        err(500, "api_error"),
+        httpx.Response(200, json=FILE),
+    )
+    client_with(handler, recorder).get(FILE["id"])
+    assert (len(seen), recorder.sleeps) == (4, [0.25, 1.0, 2.0])
+
+
+def test_transient_errors_give_up_after_max_retries(recorder: Recorder) -> None:
+    """After max_retries retries the transient error is raised to the caller."""
+    handler, seen = scripted(*[err(500, "api_error")] * 3)
+    with pytest.raises(errors.ServerError):
+        client_with(handler, recorder, max_retries=2).get(FILE["id"])
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 413])
+def test_permanent_errors_are_not_retried(recorder: Recorder, status: int) -> None:
+    """A permanent error is raised after exactly one request."""
+    handler, seen = scripted(err(status, "some_error"))
+    with pytest.raises(errors.PermanentError):
+        client_with(handler, recorder).get(FILE["id"])
+    assert len(seen) == 1
+
+
+def test_should_retry_false_stops_a_500(recorder: Recorder) -> None:
+    """x-should-retry: false on a 500 is obeyed: no second request."""
+    handler, seen = scripted(err(500, "api_error", {"x-should-retry": "false"}))
+    with pytest.raises(errors.ServerError):
+        client_with(handler, recorder).get(FILE["id"])
+    assert len(seen) == 1
+
+
+def test_connection_errors_are_retried(recorder: Recorder) -> None:
+    """A dropped connection is retried like any transient error."""
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError("peer closed connection", request=request)
+        return httpx.Response(200, json=FILE)
+
+    client_with(handler, recorder).get(FILE["id"])
+    assert (len(calls), recorder.sleeps) == (2, [0.5])
+
+
+def test_a_429_pauses_another_thread_sharing_the_pacer(recorder: Recorder) -> None:
+    """One client's 429 holds back a request from another thread for the retry-after."""
+    pacer = Pacer(6000, burst=100, clock=recorder.clock, sleep=recorder.sleep)
+    limited, _ = scripted(err(429, "rate_limit_error", {"retry-after": "7"}))
+    with pytest.raises(errors.RateLimited):
+        client_with(limited, recorder, pacer=pacer, max_retries=0).get(FILE["id"])
+    ok, seen = scripted(httpx.Response(200, json=FILE))
+    other = client_with(ok, recorder, pacer=pacer)
+    worker = threading.Thread(target=other.get, args=(FILE["id"],))
+    worker.start()
+    worker.join(timeout=10)
+    assert (len(seen), recorder.sleeps) == (1, [7.0])
+
+
+def test_delete_404_means_already_gone(recorder: Recorder) -> None:
+    """DELETE answering 404 returns False instead of raising."""
+    handler, _ = scripted(err(404, "not_found_error"), httpx.Response(200, json={"id": "x"}))
+    client = client_with(handler, recorder)
+    assert [client.delete("file_a"), client.delete("file_b")] == [False, True]
+
+
+def page(ids: list[str], has_more: bool, last: str | None = "auto") -> httpx.Response:
+    data = [dict(FILE, id=i) for i in ids]
+    last_id = (ids[-1] if ids else None) if last == "auto" else last
+    return httpx.Response(
+        200,
+        json={"data": data, "first_id": ids[0] if ids else None, "last_id": last_id,
+              "has_more": has_more},
+    )
+
+
+@pytest.mark.parametrize(
+    ("pages", "expected_requests"),
+    [
+        ([page(["a", "b"], True), page(["c"], False)], 2),
+        ([page(["a", "b"], True), page([], True)], 2),
+        ([page(["a", "b"], True, last=None)], 1),
+    ],
+    ids=["has_more-false", "empty-page", "no-last-id"],
+)
+def test_iter_files_stops_like_the_sdk(
+    recorder: Recorder, pages: list[httpx.Response], expected_requests: int
+) -> None:
+    """Paging stops on has_more false, an empty page, or a missing last_id; cursors chain."""
+    handler, seen = scripted(*pages)
+    list(client_with(handler, recorder).iter_files(limit=2))
+    assert len(seen) == expected_requests
+    assert seen[0].url.params.get("after_id") is None
+    if expected_requests > 1:
+        assert seen[1].url.params["after_id"] == "b"
+
+
+def test_upload_of_a_vanished_file_is_a_local_error(recorder: Recorder, tmp_path: Path) -> None:
+    """A file that is gone before upload raises LocalFileError, and nothing is sent."""
+    handler, seen = scripted()
+    with pytest.raises(errors.LocalFileError, match="cannot read"):
+        client_with(handler, recorder).upload(tmp_path / "gone.txt", "gone.txt", "text/plain")
+    assert seen == []
+
+
+def test_upload_of_a_file_that_shrinks_mid_upload(recorder: Recorder, tmp_path: Path) -> None:
+    """A file truncated while its body streams aborts the request with FileChangedError."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * (3 * 1024 * 1024))
+
+    class TruncatingTransport(httpx.BaseTransport):
+        """Reads the body as a socket would, truncating the file after the first part."""
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            stream = iter(request.stream)  # type: ignore[call-overload]
+            next(stream)  # the multipart head, before any file bytes
+            path.write_bytes(b"short")
+            for _ in stream:
+                pass
+            return httpx.Response(200, json=FILE)
+
+    pacer = Pacer(6000, burst=100, clock=recorder.clock, sleep=recorder.sleep)
+    client = FilesClient(KEY, pacer=pacer, transport=TruncatingTransport(), sleep=recorder.sleep)
+    with pytest.raises(errors.FileChangedError, match="shrank"):
+        client.upload(path, "big.bin", "application/octet-stream")
+    assert recorder.sleeps == []
+
+
+def test_upload_of_a_file_changed_during_upload(recorder: Recorder, tmp_path: Path) -> None:
+    """A file rewritten while uploading raises FileChangedError naming the stored copy."""
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"hello")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        request.read()
+        path.write_bytes(b"HELLO, world")
+        return httpx.Response(200, json=FILE)
+
+    with pytest.raises(errors.FileChangedError) as info:
+        client_with(handler, recorder).upload(path, "a.txt", "text/plain")
+    assert info.value.uploaded_id == FILE["id"]
+
+
+def test_upload_too_large_is_refused_locally(recorder: Recorder, tmp_path: Path) -> None:
+    """A file over the size limit is TooLarge without sending it."""
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"x" * 11)
+    handler, seen = scripted()
+    with pytest.raises(errors.TooLarge):
+        client_with(handler, recorder, max_upload_bytes=10).upload(path, "a.bin", "text/plain")
+    assert seen == []
+
+
+def test_upload_body_is_multipart_with_content_length(recorder: Recorder, tmp_path: Path) -> None:
+    """The upload is one `file` part with the name and type given, and an exact length."""
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"hello")
+    handler, seen = scripted(httpx.Response(200, json=FILE))
+    result = client_with(handler, recorder).upload(path, "docs%2Fa.txt", "text/plain")
+    body = seen[0].content
+    assert int(seen[0].headers["content-length"]) == len(body)
+    assert b'name="file"; filename="docs%2Fa.txt"\r\nContent-Type: text/plain\r\n\r\nhello\r\n' in body
+    assert result.sha256 == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+
+
+def test_the_key_never_leaks(recorder: Recorder) -> None:
+    """The key is absent from logs, exception text, tracebacks and reprs, even on 401."""
+    handler, _ = scripted(
+        err(500, "api_error"), err(401, "authentication_error")
+    )
+    client = client_with(handler, recorder)
+    with capture_logs() as logs, pytest.raises(errors.AuthenticationFailed) as info:
+        client.get(FILE["id"])
+    text = "\n".join(
+        [json.dumps(logs, default=str), str(info.value), repr(client), repr(client._http.auth)]
+        + traceback.format_exception(info.value)
+    )
+    assert "authentication failed" in str(info.value)
+    assert KEY not in text and "SECRET" not in text
