@@ -1,0 +1,684 @@
+"""The journal: what syncd knows about each path and what it owes the remote, in SQLite.
+
+One row per local path maps it to the remote file that holds its content (``Synced``) and to the
+latest failure for its current version (``Failure``). Beside the rows: upload intents, written
+before an upload starts so that reconcile can adopt or delete what a crash left behind, and
+tombstones, remote files this journal created and still has to delete.
+
+Paths are stored as BLOBs of their filesystem bytes (``os.fsencode``): a non-UTF-8 name decodes
+to lone surrogates that a TEXT column cannot hold, and BLOBs sort by memcmp, the byte order the
+scanner walks in. The database runs in WAL mode so ``syncd status`` can read while the daemon
+writes; one daemon per journal is enforced with ``flock`` on ``<journal>.lock``. Every public
+write is one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import os
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from syncd.errors import JournalError, JournalLockedError, JournalMismatchError
+from syncd.localstat import LocalStat
+
+CHUNK_ROWS = 500  # rows per iter_rows query: flat memory, and the lock is released in between
+BUSY_TIMEOUT_MS = 5000
+_LOCK_TRIES = 5
+_LOCK_RETRY_S = 0.02
+_REBUILD = "move it aside and run `syncd rebuild`"
+
+# Ordered: MIGRATIONS[n] takes a journal from user_version n to n + 1, in one transaction.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE files (
+        path BLOB PRIMARY KEY,
+        file_id TEXT, remote_name TEXT, sha256 TEXT, size INTEGER, mtime_ns INTEGER,
+        ino INTEGER, mime_type TEXT, synced_at REAL,
+        fail_kind TEXT CHECK (fail_kind IN ('permanent', 'transient')),
+        fail_message TEXT, fail_attempts INTEGER, fail_next REAL,
+        fail_size INTEGER, fail_mtime_ns INTEGER, fail_ino INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX files_failed ON files (path) WHERE fail_kind IS NOT NULL;
+    -- AUTOINCREMENT: an intent id is never reused, so a stale drop cannot hit a newer intent.
+    CREATE TABLE intents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, path BLOB NOT NULL, remote_name TEXT NOT NULL,
+        size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ino INTEGER NOT NULL,
+        started_at REAL NOT NULL
+    );
+    CREATE TABLE tombstones (
+        file_id TEXT PRIMARY KEY, remote_name TEXT NOT NULL, path BLOB NOT NULL,
+        reason TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Synced:
+    """What the remote holds for a path: the last successful upload."""
+
+    file_id: str
+    remote_name: str
+    sha256: str
+    size: int
+    mtime_ns: int
+    ino: int
+    mime_type: str
+    synced_at: float
+
+    @property
+    def stat(self) -> LocalStat:
+        """The local stat the uploaded content was read from."""
+        return LocalStat(self.size, self.mtime_ns, self.ino)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The latest failure for the path's current local version."""
+
+    kind: str  # "permanent" | "transient"
+    message: str
+    attempts: int
+    next_attempt: float  # unix time before which the path is not retried (0 = any time)
+    stat: LocalStat | None  # the version that failed: a permanent error lifts when it changes
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """One local path as the journal knows it."""
+
+    path: str
+    synced: Synced | None
+    failure: Failure | None
+
+
+@dataclass(frozen=True)
+class Intent:
+    """An upload that has started; a crash leaves it for reconcile to resolve."""
+
+    id: int
+    path: str
+    remote_name: str
+    size: int
+    mtime_ns: int
+    ino: int
+    started_at: float
+
+    @property
+    def stat(self) -> LocalStat:
+        """The local version being uploaded: reconcile adopts a lost copy only if it still is."""
+        return LocalStat(self.size, self.mtime_ns, self.ino)
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A remote file this journal created and still owes a DELETE."""
+
+    file_id: str
+    remote_name: str
+    path: str
+    reason: str
+    attempts: int
+    next_attempt: float
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class JournalCounts:
+    """Totals for `syncd status`."""
+
+    synced: int  # rows with a remote copy and no failure
+    synced_bytes: int  # their sizes
+    errors: int  # permanent failures
+    retrying: int  # transient failures
+    intents: int
+    tombstones: int
+
+
+_FILE_COLS = (
+    "path, file_id, remote_name, sha256, size, mtime_ns, ino, mime_type, synced_at,"
+    " fail_kind, fail_message, fail_attempts, fail_next, fail_size, fail_mtime_ns, fail_ino"
+)
+_FAIL_COLS = "fail_kind, fail_message, fail_attempts, fail_next, fail_size, fail_mtime_ns, fail_ino"
+_TOMB_COLS = "file_id, remote_name, path, reason, attempts, next_attempt, last_error"
+
+
+def _row(r: tuple[Any, ...]) -> FileRow:
+    synced = Synced(*r[1:9]) if r[1] is not None else None
+    failure = None
+    if r[9] is not None:
+        stat = LocalStat(*r[13:16]) if r[13] is not None else None
+        failure = Failure(r[9], r[10], r[11], r[12], stat)
+    return FileRow(os.fsdecode(r[0]), synced, failure)
+
+
+def _tombstone(r: tuple[Any, ...]) -> Tombstone:
+    return Tombstone(r[0], r[1], os.fsdecode(r[2]), r[3], r[4], r[5], r[6])
+
+
+def _lock_path(journal_path: Path) -> Path:
+    return journal_path.with_name(journal_path.name + ".lock")
+
+
+def _read_pid(fd: int) -> int:
+    """The pid a lock holder wrote (0 if it has not written it yet)."""
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else 0
+
+
+def lock_holder(journal_path: Path) -> int | None:
+    """The pid of the live process holding the journal's lock, or None if nobody holds it.
+
+    0 means a holder that has not written its pid yet (it is starting at this instant).
+    """
+    try:
+        fd = os.open(_lock_path(Path(journal_path)), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise JournalError(f"cannot read the lock of journal {journal_path}: {exc}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_pid(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _take_lock(journal_path: Path) -> int:
+    """Create the parent directory and hold ``<journal>.lock`` exclusively; return its fd."""
+    directory = journal_path.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        # CLOEXEC: a child process the daemon starts must not inherit (and outlive) the lock.
+        fd = os.open(_lock_path(journal_path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise JournalError(
+            f"cannot write in journal directory {directory}: {exc.strerror or exc}; make it"
+            " writable by this user, or set [state] journal to a path that is"
+        ) from exc
+    try:
+        if not _try_flock(fd):
+            raise JournalLockedError(
+                f"journal {journal_path} is in use by syncd pid {_read_pid(fd)}; stop that"
+                " process first (or use another [state] journal)"
+            )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise JournalError(f"cannot lock journal {journal_path}: {exc}") from exc
+        raise
+    return fd
+
+
+def _try_flock(fd: int) -> bool:
+    # `syncd status` probing with lock_holder holds a shared lock for microseconds: a daemon
+    # starting at that instant tries again briefly instead of refusing to start.
+    for attempt in range(_LOCK_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < _LOCK_TRIES:
+                time.sleep(_LOCK_RETRY_S)
+    return False
+
+
+def _release_lock(fd: int) -> None:
+    # An empty lock file after a clean exit: a pid left in it means a crash, not a holder.
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+    os.close(fd)  # closing the last descriptor releases the flock
+
+
+def _error(path: Path, exc: BaseException) -> JournalError:
+    """Translate a sqlite3 error into a one-line JournalError naming the journal and the fix."""
+    text = str(exc)
+    if "disk is full" in text:
+        return JournalError(f"journal {path}: disk full; free space on its filesystem")
+    if "readonly database" in text:
+        return JournalError(f"journal {path} is read-only; make it writable by this user")
+    if "unable to open" in text:
+        return JournalError(f"cannot open journal {path}: {text}")
+    if "not a database" in text or "malformed" in text:
+        return JournalError(f"journal {path} is corrupt ({text}); {_REBUILD}")
+    if "locked" in text or "busy" in text:
+        return JournalError(f"journal {path} is busy ({text}); another process is writing it")
+    return JournalError(f"journal {path}: {text}")
+
+
+class Journal:
+    """The SQLite journal; one object shared by every thread of the daemon."""
+
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, lock_fd: int | None, readonly: bool
+    ) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = conn
+        self._lock_fd = lock_fd
+        self._readonly = readonly
+        self._mutex = threading.Lock()  # sqlite3 connections must not run two statements at once
+
+    # -- opening and closing ---------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, root: str, base_url: str, name_prefix: str = "") -> Journal:
+        """Open (or create) the journal for writing, holding its lock until close()."""
+        path = Path(path)
+        lock_fd = _take_lock(path)
+        try:
+            if path.exists() and not os.access(path, os.W_OK):
+                raise JournalError(f"journal {path} is read-only; make it writable by this user")
+            journal = cls(path, _connect(path, str(path), uri=False), lock_fd, readonly=False)
+        except BaseException:
+            _release_lock(lock_fd)
+            raise
+        try:
+            journal._prepare(root, base_url, name_prefix)
+        except BaseException:
+            journal.close()
+            raise
+        return journal
+
+    @classmethod
+    def open_readonly(cls, path: Path) -> Journal:
+        """Open an existing journal for reading while a daemon may be writing it (no lock)."""
+        path = Path(path)
+        if not path.is_file():
+            raise JournalError(f"no journal at {path}: syncd has not run with this config yet")
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+        journal = cls(path, _connect(path, uri, uri=True), None, readonly=True)
+        try:
+            version = journal._version()
+            _check_not_newer(path, version)
+            if version < SCHEMA_VERSION:
+                raise JournalError(
+                    f"journal {path} has schema version {version}, older than this syncd"
+                    f" ({SCHEMA_VERSION}); run the syncd daemon once to upgrade it"
+                )
+        except BaseException:
+            journal.close()
+            raise
+        return journal
+
+    def close(self) -> None:
+        """Close the database and release the lock; safe to call twice."""
+        with self._mutex:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+            if self._lock_fd is not None:
+                _release_lock(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _prepare(self, root: str, base_url: str, name_prefix: str) -> None:
+        with self._mutex:
+            conn = self._live()
+            try:
+                # Outside any transaction: SQLite cannot switch to WAL inside one.
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL is durable across application crashes in WAL mode; a power cut may lose
+                # the last commits, which reconcile repairs through intents and the listing.
+                conn.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as exc:
+                raise _error(self.path, exc) from exc
+        self._migrate()
+        self._bind(root, base_url, name_prefix)
+
+    def _version(self) -> int:
+        return int(self._select("PRAGMA user_version")[0][0])
+
+    def _migrate(self) -> None:
+        version = self._version()
+        _check_not_newer(self.path, version)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            script = MIGRATIONS[target - 1]
+            with self._mutex:
+                conn = self._live()
+                try:
+                    # executescript commits first, so the transaction lives inside the script.
+                    conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version = {target};\nCOMMIT;"
+                    )
+                except sqlite3.Error as exc:
+                    _rollback(conn)
+                    raise _error(self.path, exc) from exc
+
+    def _bind(self, root: str, base_url: str, name_prefix: str) -> None:
+        with self._write() as conn:
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if "root" not in meta:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                    [("root", root), ("base_url", base_url), ("name_prefix", name_prefix)],
+                )
+                return
+        old_root, old_url = meta["root"], meta.get("base_url", "")
+        if (old_root, old_url.rstrip("/")) != (root, base_url.rstrip("/")):
+            raise JournalMismatchError(
+                f"journal {self.path} belongs to root {old_root} at {old_url}; this config has"
+                f" root {root} at {base_url}. Point [state] journal elsewhere, or delete the"
+                " journal and run `syncd rebuild`"
+            )
+        old_prefix = meta.get("name_prefix", "")
+        if old_prefix != name_prefix:
+            raise JournalMismatchError(
+                f"journal {self.path} was made with name_prefix {old_prefix!r}; this config has"
+                f" {name_prefix!r}, which would rename every remote file. Restore the old prefix,"
+                " point [state] journal elsewhere, or delete the journal and run `syncd rebuild`"
+            )
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def _live(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise JournalError(f"journal {self.path} is closed")
+        return self._conn
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        """The connection under the mutex, inside one transaction: all of it or none."""
+        with self._mutex:
+            conn = self._live()
+            try:
+                conn.execute(begin)
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(conn)
+                raise _error(self.path, exc) from exc
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        # A transaction even for reads: statements in it see one consistent snapshot.
+        return self._transaction("BEGIN")
+
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        if self._readonly:
+            raise JournalError(f"journal {self.path} is open read-only; it cannot be changed")
+        # IMMEDIATE takes the write lock now, not half way through the transaction.
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def _select(self, sql: str, *params: object) -> list[Any]:
+        with self._read() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def get(self, path: str) -> FileRow | None:
+        """The row for ``path``, or None."""
+        rows = self._select(f"SELECT {_FILE_COLS} FROM files WHERE path = ?", os.fsencode(path))
+        return _row(rows[0]) if rows else None
+
+    def iter_rows(self, chunk_rows: int = CHUNK_ROWS) -> Iterator[FileRow]:
+        """Every row in path byte order, read a chunk at a time (the lock is not held between)."""
+        # Keyset pagination: each chunk starts after the last path seen, so rows added or removed
+        # meanwhile neither shift nor repeat the rest, and each query uses the primary key.
+        chunk = self._select(f"SELECT {_FILE_COLS} FROM files ORDER BY path LIMIT ?", chunk_rows)
+        sql = f"SELECT {_FILE_COLS} FROM files WHERE path > ? ORDER BY path LIMIT ?"
+        while True:
+            yield from (_row(r) for r in chunk)
+            if len(chunk) < chunk_rows:
+                return
+            chunk = self._select(sql, chunk[-1][0], chunk_rows)
+
+    def rows_under(self, dir_path: str) -> list[FileRow]:
+        """Rows whose path lies below directory ``dir_path`` ("" is the root: every row)."""
+        base = os.fsencode(dir_path.rstrip("/"))
+        if not base:
+            return list(self.iter_rows())
+        # A BLOB range, not LIKE: names may hold % and _, and "dir2" must not match "dir/".
+        # Every path starting with base + "/" sorts in [base + "/", base + "0"): "0" follows "/".
+        sql = f"SELECT {_FILE_COLS} FROM files WHERE path >= ? AND path < ? ORDER BY path"
+        return [_row(r) for r in self._select(sql, base + b"/", base + b"0")]
+
+    def errors(self) -> list[FileRow]:
+        """Rows with a failure (permanent or transient), in path order."""
+        sql = f"SELECT {_FILE_COLS} FROM files WHERE fail_kind IS NOT NULL ORDER BY path"
+        return [_row(r) for r in self._select(sql)]
+
+    def file_ids(self) -> set[str]:
+        """Every remote file_id this journal created and still tracks (rows and tombstones)."""
+        sql = "SELECT file_id FROM files WHERE file_id NOTNULL UNION SELECT file_id FROM tombstones"
+        return {r[0] for r in self._select(sql)}
+
+    def commit_upload(self, path: str, synced: Synced, intent_id: int | None) -> None:
+        """Record a finished upload; tombstone the file_id it replaces, in the same transaction."""
+        key = os.fsencode(path)
+        with self._write() as conn:
+            old = conn.execute(
+                "SELECT file_id, remote_name FROM files WHERE path = ?", (key,)
+            ).fetchone()
+            conn.execute(
+                f"INSERT OR REPLACE INTO files ({_FILE_COLS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+                (key, *dataclasses.astuple(synced)),
+            )
+            if intent_id is not None:
+                conn.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
+            if old is not None and old[0] is not None and old[0] != synced.file_id:
+                _insert_tombstone(conn, old[0], old[1], key, "replaced")
+            # A file a row points to must never be deleted, whatever was owed before.
+            conn.execute("DELETE FROM tombstones WHERE file_id = ?", (synced.file_id,))
+
+    def update_stat(self, path: str, stat: LocalStat, verified_at: float) -> None:
+        """Record a new size/mtime/inode for unchanged content (a touch); no-op without a copy.
+
+        ``verified_at`` (when the content was hashed) becomes ``synced_at``, which ends a racy
+        window: the stat now vouches for content read after the file's last write.
+        """
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE files SET size = ?, mtime_ns = ?, ino = ?, synced_at = ?"
+                " WHERE path = ? AND file_id IS NOT NULL",
+                (stat.size, stat.mtime_ns, stat.ino, verified_at, os.fsencode(path)),
+            )
+
+    def record_failure(self, path: str, failure: Failure) -> None:
+        """Set the path's failure, creating its row if needed; its synced copy stays as is."""
+        if failure.kind not in ("permanent", "transient"):
+            raise ValueError(f"failure kind must be permanent or transient, not {failure.kind!r}")
+        stat = dataclasses.astuple(failure.stat) if failure.stat else (None, None, None)
+        values = (failure.kind, failure.message, failure.attempts, failure.next_attempt, *stat)
+        key = os.fsencode(path)
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO files (path) VALUES (?)", (key,))
+            conn.execute(
+                f"UPDATE files SET ({_FAIL_COLS}) = (?, ?, ?, ?, ?, ?, ?) WHERE path = ?",
+                (*values, key),
+            )
+
+    def clear_failure(self, path: str) -> None:
+        """Forget the path's failure; a row left with neither copy nor failure goes away."""
+        key = os.fsencode(path)
+        with self._write() as conn:
+            conn.execute("DELETE FROM files WHERE path = ? AND file_id IS NULL", (key,))
+            conn.execute(
+                f"UPDATE files SET ({_FAIL_COLS}) = (NULL, NULL, NULL, NULL, NULL, NULL, NULL)"
+                " WHERE path = ?",
+                (key,),
+            )
+
+    def remove(self, path: str, reason: str = "removed") -> Tombstone | None:
+        """Delete the row and tombstone its remote file in one transaction; return the tombstone."""
+        key = os.fsencode(path)
+        with self._write() as conn:
+            old = conn.execute(
+                "SELECT file_id, remote_name FROM files WHERE path = ?", (key,)
+            ).fetchone()
+            conn.execute("DELETE FROM files WHERE path = ?", (key,))
+            if old is None or old[0] is None:
+                return None
+            _insert_tombstone(conn, old[0], old[1], key, reason)
+            r = conn.execute(
+                f"SELECT {_TOMB_COLS} FROM tombstones WHERE file_id = ?", (old[0],)
+            ).fetchone()
+        return _tombstone(r)
+
+    def forget(self, path: str) -> None:
+        """Delete the row without a tombstone (its remote file is already gone)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM files WHERE path = ?", (os.fsencode(path),))
+
+    # -- intents ---------------------------------------------------------------------------
+
+    def add_intent(
+        self, path: str, remote_name: str, stat: LocalStat, started_at: float
+    ) -> Intent:
+        """Record that an upload of ``stat``'s version is about to start; return it with its id."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO intents (path, remote_name, size, mtime_ns, ino, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (os.fsencode(path), remote_name, stat.size, stat.mtime_ns, stat.ino, started_at),
+            )
+            intent_id = cur.lastrowid
+        assert intent_id is not None  # an INSERT into a rowid table always sets it
+        return Intent(intent_id, path, remote_name, stat.size, stat.mtime_ns, stat.ino,
+                      started_at)
+
+    def drop_intent(self, intent_id: int) -> None:
+        """Forget an intent (its upload failed cleanly, or reconcile resolved it)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
+
+    def intents(self) -> list[Intent]:
+        """Every open intent, oldest first."""
+        rows = self._select(
+            "SELECT id, path, remote_name, size, mtime_ns, ino, started_at FROM intents ORDER BY id"
+        )
+        return [Intent(r[0], os.fsdecode(r[1]), *r[2:]) for r in rows]
+
+    # -- tombstones ------------------------------------------------------------------------
+
+    def add_tombstone(self, file_id: str, remote_name: str, path: str, reason: str) -> None:
+        """Owe a DELETE for ``file_id``; adding one already owed changes nothing."""
+        with self._write() as conn:
+            _insert_tombstone(conn, file_id, remote_name, os.fsencode(path), reason)
+
+    def tombstones(self, due_before: float | None = None) -> list[Tombstone]:
+        """Owed deletions, soonest first; only those due at ``due_before`` if given."""
+        due = float("inf") if due_before is None else due_before
+        sql = f"SELECT {_TOMB_COLS} FROM tombstones WHERE next_attempt <= ?"
+        return [_tombstone(r) for r in self._select(sql + " ORDER BY next_attempt, file_id", due)]
+
+    def drop_tombstone(self, file_id: str) -> None:
+        """The DELETE happened (or the file was already gone): forget the tombstone."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM tombstones WHERE file_id = ?", (file_id,))
+
+    def defer_tombstone(self, file_id: str, next_attempt: float, message: str) -> None:
+        """A DELETE failed: count the attempt and retry no earlier than ``next_attempt``."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE tombstones SET attempts = attempts + 1, next_attempt = ?, last_error = ?"
+                " WHERE file_id = ?",
+                (next_attempt, message, file_id),
+            )
+
+    # -- totals and meta -------------------------------------------------------------------
+
+    def counts(self) -> JournalCounts:
+        """Totals for status output, from one consistent snapshot."""
+        with self._read() as conn:
+            synced, synced_bytes, errors, retrying = conn.execute(
+                "SELECT"
+                " COUNT(*) FILTER (WHERE file_id IS NOT NULL AND fail_kind IS NULL),"
+                " TOTAL(size) FILTER (WHERE file_id IS NOT NULL AND fail_kind IS NULL),"
+                " COUNT(*) FILTER (WHERE fail_kind = 'permanent'),"
+                " COUNT(*) FILTER (WHERE fail_kind = 'transient')"
+                " FROM files"
+            ).fetchone()
+            intents = conn.execute("SELECT COUNT(*) FROM intents").fetchone()[0]
+            tombstones = conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0]
+        return JournalCounts(synced, int(synced_bytes), errors, retrying, intents, tombstones)
+
+    def get_meta(self, key: str) -> str | None:
+        """A meta value, or None if unset."""
+        rows = self._select("SELECT value FROM meta WHERE key = ?", key)
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a meta value."""
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _connect(path: Path, target: str, *, uri: bool) -> sqlite3.Connection:
+    """Connect and check the file is a sound SQLite database."""
+    try:
+        # isolation_level=None: the journal issues BEGIN/COMMIT itself, one per public call.
+        conn = sqlite3.connect(
+            target,
+            uri=uri,
+            check_same_thread=False,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+    except sqlite3.Error as exc:
+        raise _error(path, exc) from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        result = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _error(path, exc) from exc
+    if result != ["ok"]:
+        conn.close()
+        raise JournalError(f"journal {path} is corrupt ({'; '.join(result[:3])}); {_REBUILD}")
+    return conn
+
+
+def _check_not_newer(path: Path, version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"journal {path} has schema version {version}, newer than this syncd"
+            f" ({SCHEMA_VERSION}); upgrade syncd"
+        )
+
+
+def _insert_tombstone(
+    conn: sqlite3.Connection, file_id: str, remote_name: str, key: bytes, reason: str
+) -> None:
+    # OR IGNORE: a tombstone already owed keeps its attempts and schedule.
+    conn.execute(
+        "INSERT OR IGNORE INTO tombstones (file_id, remote_name, path, reason) VALUES (?, ?, ?, ?)",
+        (file_id, remote_name, key, reason),
+    )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
