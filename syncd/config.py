@@ -1,0 +1,231 @@
+"""Configuration: one pydantic-settings object from a TOML file and ``SYNCD_*`` variables.
+
+Precedence, highest first: ``SYNCD_*`` environment variables (nested with ``__``, e.g.
+``SYNCD_SYNC__WORKERS=8``), then the TOML file. The API key is never part of this object: it
+comes from ``ANTHROPIC_API_KEY``, else ``[remote] api_key_file``, else the systemd credential
+``anthropic_api_key`` (see :func:`resolve_api_key`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from syncd.client import DEFAULT_BASE_URL
+from syncd.errors import ConfigError
+from syncd.names import prefix_problem
+
+CREDENTIAL_NAME = "anthropic_api_key"
+_toml_path: ContextVar[Path | None] = ContextVar("syncd_toml_path", default=None)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RemoteSettings(_Section):
+    """``[remote]``: where the files go and how fast."""
+
+    base_url: str = DEFAULT_BASE_URL
+    api_key_file: Path | None = None
+    name_prefix: str = ""
+    requests_per_minute: float = Field(default=90, gt=0)
+    burst: int = Field(default=5, ge=1)
+    max_retries: int = Field(default=4, ge=0, le=20)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("name_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        problem = prefix_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class SyncSettings(_Section):
+    """``[sync]``: how the mirror behaves."""
+
+    workers: int = Field(default=4, ge=1, le=64)
+    settle_seconds: float = Field(default=2.0, ge=0)
+    settle_max_seconds: float = Field(default=60.0, ge=0)
+    reconcile_interval_seconds: float = Field(default=600.0, gt=0)
+    rescan_interval_seconds: float = Field(default=3600.0, gt=0)
+    ignore: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+    max_delete_fraction: float = Field(default=0.5, ge=0, le=1)
+    shutdown_timeout_seconds: float = Field(default=20.0, ge=0)
+
+
+class StateSettings(_Section):
+    """``[state]``: where syncd keeps what it knows."""
+
+    journal: Path | None = None
+    manifest: Path | None = None
+
+
+class LogSettings(_Section):
+    """``[log]``."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
+class MetricsSettings(_Section):
+    """``[metrics]``: Prometheus text on ``listen`` (off when empty)."""
+
+    listen: str = ""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if value:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464")
+        return value
+
+    def is_loopback(self) -> bool:
+        """True when the endpoint is reachable from this machine only."""
+        host = self.listen.rpartition(":")[0].strip("[]")
+        try:
+            return host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+class Settings(BaseSettings):
+    """Everything syncd can be told. See config.example.toml for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SYNCD_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    root: Path
+    remote: RemoteSettings = RemoteSettings()
+    sync: SyncSettings = SyncSettings()
+    state: StateSettings = StateSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init values, then SYNCD_* variables, then the TOML file being loaded."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path.get())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def journal_path(self) -> Path:
+        """The journal: as configured, else in systemd's StateDirectory, else ~/.local/state."""
+        if self.state.journal is not None:
+            return self.state.journal.expanduser()
+        state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        digest = hashlib.sha256(os.fsencode(self.root.expanduser().absolute())).hexdigest()[:12]
+        if state_dir:
+            return Path(state_dir) / f"journal-{digest}.db"
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+        return base / "syncd" / f"journal-{digest}.db"
+
+
+def load_settings(path: Path | None, **overrides: Any) -> Settings:
+    """Load and validate the config; raise ConfigError with a one-line, fixable message."""
+    if path is not None:
+        _check_toml(path)
+    token = _toml_path.set(path)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    finally:
+        _toml_path.reset(token)
+
+
+def _check_toml(path: Path) -> None:
+    try:
+        with open(path, "rb") as fh:
+            tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass --config FILE") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    """The first validation problem as one line: which key, what is wrong, where to fix it."""
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"]]
+    key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else (loc[0] if loc else "config")
+    where = f" in {path}" if path else ""
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    if err["type"] == "extra_forbidden":
+        return f"unknown config key {key}{where}; see config.example.toml for the keys{more}"
+    if err["type"] == "missing":
+        return f"config key {key} is required{where}; set it (e.g. root = \"/srv/docs\"){more}"
+    return f"config key {key}{where}: {err['msg']}{more}"
+
+
+def resolve_api_key(settings: Settings) -> tuple[str, str]:
+    """The API key and where it came from (never log the first item).
+
+    Order: ANTHROPIC_API_KEY, then ``[remote] api_key_file``, then the systemd credential.
+    """
+    env_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
+    if env_key:
+        return env_key, "environment variable ANTHROPIC_API_KEY"
+    key_file = settings.remote.api_key_file
+    if key_file is not None:
+        return _read_key(key_file.expanduser(), "[remote] api_key_file"), f"file {key_file}"
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if creds and (Path(creds) / CREDENTIAL_NAME).exists():
+        path = Path(creds) / CREDENTIAL_NAME
+        return _read_key(path, "systemd credential"), f"systemd credential {CREDENTIAL_NAME}"
+    raise ConfigError(
+        "no API key: set ANTHROPIC_API_KEY, or [remote] api_key_file in the config, "
+        f"or the systemd credential {CREDENTIAL_NAME} (LoadCredential=)"
+    )
+
+
+def _read_key(path: Path, what: str) -> str:
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} {path} cannot be read ({exc.strerror}); check the path and its permissions"
+        ) from None
+    if not key:
+        raise ConfigError(f"{what} {path} is empty; put the API key in it")
+    return key
