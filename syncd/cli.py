@@ -1,0 +1,169 @@
+"""The ``syncd`` command line.
+
+Exit codes: 0 success (converged), 1 some paths are in error state, 2 bad usage, bad
+configuration or a condition that stops syncd from starting (key rejected, journal locked or
+bound to another root), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import structlog
+
+from syncd import __version__, logs
+from syncd.config import Settings, load_settings, resolve_api_key
+from syncd.daemon import Daemon, Options
+from syncd.emulator_cli import add_emulator_arguments, run_emulator_cli
+from syncd.errors import AuthenticationFailed, ConfigError, JournalError, SafetyStop, SyncdError
+from syncd.report import print_errors, print_ls, print_status
+
+log = structlog.get_logger("syncd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="syncd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name not in ("emulator", "demo"):
+            p.add_argument("--config", "-c", type=Path, required=True, metavar="FILE",
+                           help="the TOML config file")
+        return p
+
+    command("run", "mirror the folder continuously (the service's main loop)")
+    sync = command("sync", "one full pass: scan, upload, delete, reconcile; then exit")
+    sync.add_argument("--dry-run", action="store_true", help="show what would change, send nothing")
+    sync.add_argument("--allow-mass-delete", action="store_true",
+                      help="allow deleting more than [sync] max_delete_fraction of the files")
+    status = command("status", "what is synced, pending and failing")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    ls = command("ls", "the path -> file_id map")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.add_argument("prefix", nargs="?", default="", metavar="PATH-PREFIX")
+    command("errors", "paths in error state, with the reason")
+    add_emulator_arguments(command("emulator", "run the local Files API emulator"))
+    demo = command("demo", "mirror a sample folder to a throw-away emulator")
+    demo.add_argument("folder", nargs="?", type=Path, help="folder to mirror (default: a sample)")
+    demo.add_argument("--once", action="store_true", help="exit after the first pass")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``syncd`` console script."""
+    args = build_parser().parse_args(argv)
+    handler = COMMANDS[args.command]
+    try:
+        return handler(args)
+    except (ConfigError, JournalError) as exc:
+        return _fail(str(exc))
+    except AuthenticationFailed as exc:
+        return _fail(f"the service rejected the API key ({exc}); check ANTHROPIC_API_KEY or "
+                     "[remote] api_key_file")
+    except SafetyStop as exc:
+        return _fail(str(exc), code=1)
+    except SyncdError as exc:
+        return _fail(str(exc), code=1)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"syncd: {message}", file=sys.stderr)
+    return code
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    logs.configure(settings.log.level, settings.log.format)
+    key, _ = _key_or_none(settings)
+    if key:
+        logs.add_secret(key)
+    return settings
+
+
+def _key_or_none(settings: Settings) -> tuple[str | None, str]:
+    try:
+        return resolve_api_key(settings)
+    except ConfigError as exc:
+        return None, str(exc)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """``syncd sync``."""
+    settings = _settings(args)
+    options = Options(allow_mass_delete=args.allow_mass_delete, dry_run=args.dry_run)
+    with Daemon(settings, options) as daemon:
+        if args.dry_run:
+            return daemon.dry_run(sys.stdout)
+        code = daemon.sync_once()
+    if code:
+        print("syncd: some paths are not synced; see `syncd errors`", file=sys.stderr)
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``syncd run``: until SIGTERM or SIGINT."""
+    settings = _settings(args)
+    with Daemon(settings) as daemon:
+        return run_until_signal(daemon)
+
+
+def run_until_signal(daemon: Daemon, on_ready: Callable[[], None] | None = None) -> int:
+    """Run the daemon with SIGTERM/SIGINT stopping it and SIGHUP reloading ignore rules."""
+    stop = threading.Event()
+
+    def on_stop(signum: int, _frame: object) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, lambda *_: daemon.reload_rules())
+    return daemon.run(stop, on_ready=on_ready)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``syncd status``."""
+    return print_status(load_settings(args.config), as_json=args.json)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """``syncd ls``."""
+    return print_ls(load_settings(args.config), args.prefix, as_json=args.json)
+
+
+def cmd_errors(args: argparse.Namespace) -> int:
+    """``syncd errors``."""
+    return print_errors(load_settings(args.config))
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    """``syncd emulator``."""
+    return run_emulator_cli(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``syncd demo``."""
+    from syncd.demo import run_demo
+
+    return run_demo(args.folder, once=args.once)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "sync": cmd_sync,
+    "status": cmd_status,
+    "ls": cmd_ls,
+    "errors": cmd_errors,
+    "emulator": cmd_emulator,
+    "demo": cmd_demo,
+}

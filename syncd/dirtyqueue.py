@@ -1,0 +1,173 @@
+"""The dirty-path queue: "this path may have changed", coalesced by path.
+
+A path is handed out once it has been quiet for ``settle`` seconds (or ``settle_max`` after it
+was first marked, so a file written forever still goes out when it pauses), never to two workers
+at once, and not before its retry time. A path marked while a worker holds it comes back after
+the worker is done. Coalescing by state, not by event, replaces every event-merging heuristic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class _Entry:
+    first: float  # when the path was first marked since it was last handed out
+    last: float  # when it was last marked
+    not_before: float = 0.0  # retry time
+
+
+class DirtyQueue:
+    """A thread-safe, coalescing, settling queue of paths."""
+
+    def __init__(
+        self,
+        settle: float,
+        settle_max: float,
+        *,
+        max_size: int = 200_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settle = settle
+        self.settle_max = max(settle, settle_max)
+        self.max_size = max_size
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._pending: dict[str, _Entry] = {}
+        self._held: dict[str, _Entry | None] = {}  # path -> entry if re-marked while held
+        # (ready time, seq, path); stale keys are fixed lazily when they reach the top.
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._stopped = False
+        self.overflowed = False  # set when marks were dropped: the caller must rescan
+
+    def mark(self, path: str, *, settle: bool = True) -> None:
+        """Note that ``path`` may have changed (``settle=False``: no need to wait for quiet)."""
+        now = self._clock()
+        stamp = now if settle else now - self.settle_max
+        with self._cond:
+            if path in self._held:
+                held = self._held[path]
+                self._held[path] = _Entry(stamp, stamp) if held is None else _touch(held, stamp)
+                return
+            entry = self._pending.get(path)
+            if entry is None:
+                if len(self._pending) >= self.max_size:
+                    self.overflowed = True
+                    return
+                entry = self._pending[path] = _Entry(stamp, stamp)
+                self._push(path, entry)
+            else:
+                _touch(entry, stamp)
+            self._cond.notify()
+
+    def defer(self, path: str, at: float) -> None:
+        """Look at ``path`` again at unix time ``at`` (a transient failure's backoff)."""
+        with self._cond:
+            entry = self._pending.get(path)
+            if entry is None:
+                entry = self._pending[path] = _Entry(at, at)
+            entry.not_before = max(entry.not_before, at)
+            self._push(path, entry)
+            self._cond.notify()
+
+    def pop_ready(self) -> str | None:
+        """Hand out a ready path (and hold it), or None. Never blocks."""
+        with self._cond:
+            return self._pop_ready(self._clock())
+
+    def get(self, timeout: float) -> str | None:
+        """Wait up to ``timeout`` seconds for a ready path; None on timeout or stop."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._stopped:
+                path = self._pop_ready(self._clock())
+                if path is not None:
+                    return path
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(min(remaining, self._next_wait(self._clock())))
+            return None
+
+    def done(self, path: str) -> None:
+        """Release a held path; if it was marked meanwhile, it is pending again."""
+        with self._cond:
+            again = self._held.pop(path, None)
+            if again is not None:
+                self._pending[path] = again
+                self._push(path, again)
+            self._cond.notify_all()  # wake drain() waiters
+
+    def claim(self, path: str) -> bool:
+        """Hold ``path`` for work outside the workers (reconcile); False if a worker has it."""
+        with self._cond:
+            if path in self._held:
+                return False
+            self._held[path] = None
+            return True
+
+    def held(self) -> frozenset[str]:
+        """Paths a worker holds right now."""
+        with self._cond:
+            return frozenset(self._held)
+
+    def depth(self) -> tuple[int, int]:
+        """(pending, held) counts."""
+        with self._cond:
+            return len(self._pending), len(self._held)
+
+    def idle(self, ignore_future: bool = True) -> bool:
+        """True when nothing is held and nothing is pending (retries in the future excepted)."""
+        now = self._clock()
+        with self._cond:
+            pending = (e for e in self._pending.values())
+            if ignore_future:
+                pending = (e for e in pending if e.not_before <= now)
+            return not self._held and next(pending, None) is None
+
+    def stop(self) -> None:
+        """Wake every waiter; get() returns None from now on."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _ready_at(self, entry: _Entry) -> float:
+        settled = min(entry.last + self.settle, entry.first + self.settle_max)
+        return max(entry.not_before, settled)
+
+    def _push(self, path: str, entry: _Entry) -> None:
+        heapq.heappush(self._heap, (self._ready_at(entry), next(self._seq), path))
+
+    def _pop_ready(self, now: float) -> str | None:
+        while self._heap and self._heap[0][0] <= now:
+            _, _, path = heapq.heappop(self._heap)
+            entry = self._pending.get(path)
+            if entry is None:
+                continue  # handed out or re-queued since this key was pushed
+            ready_at = self._ready_at(entry)
+            if ready_at > now:
+                self._push(path, entry)  # marked again since: its key moved later
+                continue
+            del self._pending[path]
+            self._held[path] = None
+            return path
+        return None
+
+    def _next_wait(self, now: float) -> float:
+        """Seconds until the earliest pending entry could be ready (capped: clocks may jump)."""
+        if not self._heap:
+            return 1.0
+        return min(1.0, max(0.005, self._heap[0][0] - now))
+
+
+def _touch(entry: _Entry, stamp: float) -> _Entry:
+    entry.last = max(entry.last, stamp)
+    entry.first = min(entry.first, stamp)
+    return entry

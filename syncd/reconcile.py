@@ -1,0 +1,225 @@
+"""Remote reconcile: page the whole listing once, then repair what events missed.
+
+The plan is a pure function of the listing and a snapshot of the journal taken AFTER the listing
+(so an upload committed while paging is never mistaken for an orphan):
+
+- a journal row whose file is not listed (and was synced before the listing began) is forgotten
+  and its path queued: it will be uploaded again;
+- a listed file that the journal does not track but that matches an upload intent (same remote
+  name, same size, created after the intent started) is ours: the newest is adopted when the
+  local file is still exactly what was being uploaded, every other match is deleted;
+- everything else is foreign: counted, never touched (invariant 1).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+
+import structlog
+
+from syncd.client import FilesClient, RemoteFile
+from syncd.deletes import DeleteGate, delete_owed
+from syncd.dirtyqueue import DirtyQueue
+from syncd.journal import FileRow, Intent, Journal, Synced
+from syncd.scan import local_stat
+from syncd.worker import SyncContext, hash_file
+
+log = structlog.get_logger("syncd.reconcile")
+CLOCK_SKEW = 60.0  # seconds our clock may run ahead of the service's created_at
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a reconcile will do."""
+
+    missing: tuple[str, ...] = ()  # paths to upload again
+    adopt: tuple[tuple[Intent, RemoteFile], ...] = ()
+    orphans: tuple[tuple[Intent, RemoteFile], ...] = ()  # our lost uploads, to delete
+    spent_intents: tuple[Intent, ...] = ()  # intents with no copy left to find
+    foreign: int = 0
+    ours: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The journal as reconcile needs it."""
+
+    synced: Mapping[str, tuple[str, float]]  # file_id -> (path, synced_at)
+    tombstoned: frozenset[str]
+    intents: tuple[Intent, ...]
+    rows: Mapping[str, FileRow] = field(default_factory=dict)  # rows of intents' paths
+
+
+def plan(
+    listing: Iterable[RemoteFile],
+    snap: Snapshot,
+    listed_since: float,
+    held: frozenset[str] = frozenset(),
+    recently_deleted: frozenset[str] = frozenset(),
+) -> Plan:
+    """Compare the listing with the journal snapshot; pure."""
+    by_id = {f.id: f for f in listing}
+    missing = tuple(
+        sorted(
+            path
+            for file_id, (path, synced_at) in snap.synced.items()
+            if file_id not in by_id and synced_at < listed_since and path not in held
+        )
+    )
+    ours = sum(1 for f in by_id if f in snap.synced or f in snap.tombstoned)
+    unknown = [
+        f for f in by_id.values()
+        if f.id not in snap.synced and f.id not in snap.tombstoned and f.id not in recently_deleted
+    ]
+    adopt, orphans, spent = _match_intents(unknown, snap, listed_since, held)
+    matched = {f.id for _, f in adopt} | {f.id for _, f in orphans}
+    return Plan(
+        missing=missing,
+        adopt=tuple(adopt),
+        orphans=tuple(orphans),
+        spent_intents=tuple(spent),
+        foreign=sum(1 for f in unknown if f.id not in matched),
+        ours=ours,
+    )
+
+
+def _match_intents(
+    unknown: list[RemoteFile], snap: Snapshot, listed_since: float, held: frozenset[str]
+) -> tuple[list[tuple[Intent, RemoteFile]], list[tuple[Intent, RemoteFile]], list[Intent]]:
+    """Pair lost uploads with their intents, per path: adopt at most one, delete the rest."""
+    adopt: list[tuple[Intent, RemoteFile]] = []
+    orphans: list[tuple[Intent, RemoteFile]] = []
+    spent: list[Intent] = []
+    taken: set[str] = set()
+    by_path: dict[str, list[Intent]] = {}
+    for intent in snap.intents:
+        if intent.path not in held and intent.started_at < listed_since:
+            by_path.setdefault(intent.path, []).append(intent)
+    for path, intents in by_path.items():
+        matches: list[tuple[Intent, RemoteFile]] = []
+        for intent in sorted(intents, key=lambda i: i.started_at):
+            for f in unknown:
+                if f.id not in taken and _matches(intent, f):
+                    taken.add(f.id)
+                    matches.append((intent, f))
+        spent.extend(intents)
+        if not matches:
+            continue
+        matches.sort(key=lambda m: m[1].created_at)
+        newest = matches[-1]
+        row = snap.rows.get(path)
+        if _adoptable(newest[0], row):
+            adopt.append(newest)
+            matches = matches[:-1]
+        orphans.extend(matches)
+    return adopt, orphans, spent
+
+
+def _matches(intent: Intent, remote: RemoteFile) -> bool:
+    created = remote.created_at.timestamp()
+    return (
+        remote.filename == intent.remote_name
+        and remote.size_bytes == intent.size
+        and created >= intent.started_at - CLOCK_SKEW
+    )
+
+
+def _adoptable(intent: Intent, row: FileRow | None) -> bool:
+    """A lost upload can stand in for the path only if no later upload has been committed."""
+    return row is None or row.synced is None or row.synced.synced_at < intent.started_at
+
+
+class Reconciler:
+    """Runs a reconcile against the service and applies its plan, path by path."""
+
+    def __init__(self, ctx: SyncContext, gate: DeleteGate) -> None:
+        self.ctx = ctx
+        self.gate = gate
+        self.last: Plan | None = None
+
+    def run(self, client: FilesClient | None = None) -> Plan:
+        """List everything, plan, apply; return the plan."""
+        ctx = self.ctx
+        started = ctx.clock()
+        t0 = time.monotonic()
+        listing = list((client or ctx.client).iter_files())
+        snap = snapshot(ctx.journal)
+        recent = frozenset(self.gate.recently_deleted())
+        result = plan(listing, snap, started, ctx.queue.held(), recent)
+        self._apply(result)
+        ctx.journal.set_meta("last_reconcile", _rfc3339(ctx.clock()))
+        ctx.journal.set_meta("foreign_files", str(result.foreign))
+        self.last = result
+        log.info(
+            "reconciled", listed=len(listing), ours=result.ours, foreign=result.foreign,
+            missing=len(result.missing), adopted=len(result.adopt),
+            orphans_deleted=len(result.orphans),
+            duration_ms=round((time.monotonic() - t0) * 1000, 1),
+        )
+        return result
+
+    def _apply(self, result: Plan) -> None:
+        ctx = self.ctx
+        for path in result.missing:
+            if _claimed(ctx.queue, path, partial(ctx.journal.forget, path)):
+                ctx.queue.mark(path, settle=False)
+        for intent, remote in result.adopt:
+            _claimed(ctx.queue, intent.path, partial(self._adopt, intent, remote))
+        for intent, remote in result.orphans:
+            ctx.journal.add_tombstone(remote.id, remote.filename, intent.path, "orphan")
+            delete_owed(ctx.client, ctx.journal, remote.id, ctx.clock, self.gate)
+        for intent in result.spent_intents:
+            ctx.journal.drop_intent(intent.id)
+
+    def _adopt(self, intent: Intent, remote: RemoteFile) -> None:
+        """Take a lost upload as the path's copy if the local file is still what was sent."""
+        ctx = self.ctx
+        now_stat = local_stat(ctx.root, intent.path, ctx.follow_symlinks)
+        if now_stat is None or now_stat != intent.stat:
+            ctx.journal.add_tombstone(remote.id, remote.filename, intent.path, "orphan")
+            delete_owed(ctx.client, ctx.journal, remote.id, ctx.clock, self.gate)
+            ctx.queue.mark(intent.path, settle=False)
+            return
+        sha = hash_file(ctx.root / intent.path)
+        synced = Synced(
+            file_id=remote.id, remote_name=remote.filename, sha256=sha, size=now_stat.size,
+            mtime_ns=now_stat.mtime_ns, ino=now_stat.ino, mime_type=remote.mime_type,
+            synced_at=ctx.clock(),
+        )
+        row = ctx.journal.get(intent.path)
+        ctx.journal.commit_upload(intent.path, synced, intent.id)
+        log.info("adopted", path=intent.path, file_id=remote.id, bytes=remote.size_bytes)
+        if row and row.synced and row.synced.file_id != remote.id:
+            delete_owed(ctx.client, ctx.journal, row.synced.file_id, ctx.clock, self.gate)
+
+
+def _claimed(queue: DirtyQueue, path: str, action: Callable[[], None]) -> bool:
+    """Run ``action`` while holding ``path`` (skipped if a worker has it); True if it ran."""
+    if not queue.claim(path):
+        return False
+    try:
+        action()
+    finally:
+        queue.done(path)
+    return True
+
+
+def snapshot(journal: Journal) -> Snapshot:
+    """Read what reconcile needs from the journal."""
+    synced: dict[str, tuple[str, float]] = {}
+    for row in journal.iter_rows():
+        if row.synced is not None:
+            synced[row.synced.file_id] = (row.path, row.synced.synced_at)
+    intents = tuple(journal.intents())
+    rows = {i.path: r for i in intents if (r := journal.get(i.path)) is not None}
+    tombstoned = frozenset(t.file_id for t in journal.tombstones())
+    return Snapshot(synced, tombstoned, intents, rows)
+
+
+def _rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+

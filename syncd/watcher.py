@@ -1,0 +1,113 @@
+"""The watcher: a watchdog observer whose handler only marks paths dirty.
+
+Events are hints. A moved file marks both ends; a deleted or moved directory marks every journal
+row under it; a new directory is walked (files may land in it before its watch exists). When the
+kernel refuses watches, the exact sysctl fix is logged and syncd runs on periodic scans alone.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+log = structlog.get_logger("syncd.watcher")
+IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
+
+SYSCTL_FIX = {
+    errno.ENOSPC: (
+        "inotify watch limit reached: run `sudo sysctl fs.inotify.max_user_watches=524288` and "
+        "persist it in /etc/sysctl.d/90-syncd.conf; running on periodic scans only"
+    ),
+    errno.EMFILE: (
+        "inotify instance limit reached: run `sudo sysctl fs.inotify.max_user_instances=512` "
+        "and persist it in /etc/sysctl.d/90-syncd.conf; running on periodic scans only"
+    ),
+}
+
+
+class Hints:
+    """Where the handler sends what it saw."""
+
+    def __init__(
+        self,
+        mark: Callable[[str], None],
+        mark_under: Callable[[str], None],
+        rescan: Callable[[str], None],
+    ) -> None:
+        self.mark = mark  # a file path relative to root
+        self.mark_under = mark_under  # a directory: every journal row below it
+        self.rescan = rescan  # something suspicious happened: reason
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, root: Path, hints: Hints) -> None:
+        self._root = os.fsdecode(root)
+        self._hints = hints
+
+    def _rel(self, raw: str | bytes) -> str | None:
+        path = os.fsdecode(raw)
+        if path == self._root:
+            return ""
+        if not path.startswith(self._root + os.sep):
+            return None
+        return path[len(self._root) + 1 :]
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in IGNORED_EVENTS:
+            return
+        src = self._rel(event.src_path)
+        dest = self._rel(event.dest_path) if event.dest_path else None
+        if src == "" or dest == "":
+            self._hints.rescan("the root itself changed")
+            return
+        if event.is_directory:
+            self._directory(event.event_type, src, dest)
+            return
+        for rel in (src, dest):
+            if rel:
+                self._hints.mark(rel)
+
+    def _directory(self, kind: str, src: str | None, dest: str | None) -> None:
+        if src and kind in ("deleted", "moved"):
+            self._hints.mark_under(src)
+        new = dest if kind == "moved" else (src if kind == "created" else None)
+        if new:
+            self._walk_new(new)
+        elif kind == "moved" and src and dest is None:
+            self._hints.rescan(f"directory {src} moved out of root")
+
+    def _walk_new(self, rel_dir: str) -> None:
+        """Files can land in a new directory before its watch is added: look at all of them."""
+        base = Path(self._root) / rel_dir
+        for dirpath, _dirs, files in os.walk(base):
+            rel_base = os.path.relpath(dirpath, self._root)
+            for name in files:
+                self._hints.mark(f"{rel_base}/{name}")
+
+
+def start_watcher(root: Path, hints: Hints) -> BaseObserver | None:
+    """Start watching ``root`` recursively; None (with the fix logged) if the kernel refuses."""
+    observer = Observer()
+    observer.schedule(_Handler(root, hints), os.fsdecode(root), recursive=True)
+    try:
+        observer.start()
+    except OSError as exc:
+        message = SYSCTL_FIX.get(exc.errno or 0, f"cannot watch {root}: {exc}; scans only")
+        log.error("watcher unavailable", reason=message)
+        return None
+    log.info("watching", root=str(root))
+    return observer
+
+
+def stop_watcher(observer: BaseObserver | None, timeout: float = 5.0) -> None:
+    """Stop the observer thread (bounded)."""
+    if observer is not None:
+        observer.stop()
+        observer.join(timeout=timeout)

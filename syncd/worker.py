@@ -1,0 +1,244 @@
+"""Workers: take a dirty path, decide, act, commit. One path is never held by two workers.
+
+Uploads are make-before-break: the new content is uploaded and committed (the old file_id
+becoming a tombstone in the same transaction) before the old remote copy is deleted. An intent is
+written before every upload so a lost response is found by reconcile. Deletions of removed files
+do not happen here: they go to the :class:`~syncd.deletes.DeleteGate`, which refuses mass deletes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from syncd.client import FilesClient
+from syncd.contenttype import HEAD_BYTES, content_type
+from syncd.decide import Action, decide, decide_after_hash, retry_backoff
+from syncd.deletes import DeleteGate, delete_owed
+from syncd.dirtyqueue import DirtyQueue
+from syncd.errors import (
+    ApiError,
+    ConnectionFailed,
+    FileChangedError,
+    JournalError,
+    LocalFileError,
+    PermanentError,
+    TransientError,
+)
+from syncd.ignore import IgnoreRules
+from syncd.journal import Failure, FileRow, Journal, Synced
+from syncd.localstat import LocalStat
+from syncd.names import encode_name
+from syncd.scan import local_stat
+from syncd.throttle import WarnOnce
+
+log = structlog.get_logger("syncd.worker")
+CHUNK = 1024 * 1024
+
+
+@dataclass
+class SyncContext:
+    """What every worker shares. ``rules`` may be swapped on reload (SIGHUP)."""
+
+    root: Path
+    rules: IgnoreRules
+    follow_symlinks: bool
+    name_prefix: str
+    client: FilesClient
+    journal: Journal
+    queue: DirtyQueue
+    gate: DeleteGate
+    clock: Callable[[], float] = time.time
+    warn: WarnOnce | None = None
+
+
+class Syncer:
+    """Processes one path at a time; thread-safe as long as the queue hands paths out once."""
+
+    def __init__(self, ctx: SyncContext) -> None:
+        self.ctx = ctx
+        self.warn = ctx.warn or WarnOnce()
+
+    def process(self, path: str) -> None:
+        """Bring the remote copy of ``path`` in line with the local file."""
+        ctx = self.ctx
+        try:
+            local = None if ctx.rules.ignored(path) else local_stat(ctx.root, path,
+                                                                   ctx.follow_symlinks)
+        except LocalFileError as exc:
+            self._fail(path, None, ctx.journal.get(path), exc, transient=True)
+            return
+        row = ctx.journal.get(path)
+        decision = decide(local, row, ctx.clock())
+        action = decision.action
+        if action is Action.VERIFY and local is not None and row is not None:
+            action = self._verify(path, local, row)
+        if action is Action.WAIT:
+            ctx.queue.defer(path, decision.retry_at)
+        elif action is Action.FORGET:
+            ctx.journal.forget(path)
+        elif action is Action.DELETE:
+            ctx.gate.request(path)
+        elif action is Action.UPLOAD and local is not None:
+            ctx.gate.cancel(path)
+            self._upload(path, local, row)
+
+    def _verify(self, path: str, local: LocalStat, row: FileRow) -> Action:
+        """Hash a file whose stat moved but size did not: a touch costs no request."""
+        try:
+            sha = hash_file(self.ctx.root / path)
+        except OSError:
+            return Action.UPLOAD  # let the upload report the problem precisely
+        action = decide_after_hash(sha, row)
+        if action is Action.NOTHING:
+            self.ctx.journal.update_stat(path, local, self.ctx.clock())
+            log.debug("touched", path=path)
+        return action
+
+    def _upload(self, path: str, local: LocalStat, row: FileRow | None) -> None:
+        ctx = self.ctx
+        remote_name = encode_name(path, ctx.name_prefix)
+        mime = self._content_type(path)
+        intent = ctx.journal.add_intent(path, remote_name, local, ctx.clock())
+        started = time.monotonic()
+        try:
+            result = ctx.client.upload(ctx.root / path, remote_name, mime)
+        except FileChangedError as exc:
+            self._superseded(path, remote_name, intent.id, exc)
+            return
+        except ApiError as exc:
+            if not isinstance(exc, ConnectionFailed):
+                ctx.journal.drop_intent(intent.id)  # an answer came back: nothing was stored
+            self._fail(path, local, row, exc, transient=isinstance(exc, TransientError))
+            return
+        except LocalFileError as exc:
+            ctx.journal.drop_intent(intent.id)
+            self._fail(path, local, row, exc, transient=True)
+            return
+        old = row.synced if row else None
+        synced = Synced(
+            file_id=result.file.id, remote_name=remote_name, sha256=result.sha256,
+            size=result.local.size, mtime_ns=result.local.mtime_ns, ino=result.local.ino,
+            mime_type=mime, synced_at=ctx.clock(),
+        )
+        ctx.journal.commit_upload(path, synced, intent.id)
+        log.info(
+            "replaced" if old else "uploaded", path=path, file_id=synced.file_id,
+            bytes=synced.size, mime_type=mime,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        self.warn.clear(path)
+        if old is not None and old.file_id != synced.file_id:
+            delete_owed(ctx.client, ctx.journal, old.file_id, ctx.clock, ctx.gate)
+        if result.local != local:
+            ctx.queue.mark(path)  # it changed between the look and the read: look again
+
+    def _superseded(self, path: str, name: str, intent_id: int, exc: FileChangedError) -> None:
+        """The file changed mid-upload: delete the stale copy, look again when it settles."""
+        ctx = self.ctx
+        if exc.uploaded_id:
+            ctx.journal.add_tombstone(exc.uploaded_id, name, path, "superseded")
+        ctx.journal.drop_intent(intent_id)
+        if exc.uploaded_id:
+            delete_owed(ctx.client, ctx.journal, exc.uploaded_id, ctx.clock, ctx.gate)
+        log.info("superseded", path=path, file_id=exc.uploaded_id)
+        ctx.queue.mark(path)
+
+    def _fail(
+        self,
+        path: str,
+        local: LocalStat | None,
+        row: FileRow | None,
+        exc: Exception,
+        transient: bool,
+    ) -> None:
+        """Record a failure: permanent ones wait for the file to change, transient ones back off."""
+        ctx = self.ctx
+        previous = row.failure if row and row.failure and row.failure.stat == local else None
+        attempts = (previous.attempts if previous else 0) + 1
+        now = ctx.clock()
+        next_attempt = now + retry_backoff(attempts) if transient else 0.0
+        kind = "transient" if transient else "permanent"
+        ctx.journal.record_failure(
+            path, Failure(kind, str(exc), attempts, next_attempt, local)
+        )
+        if transient:
+            ctx.queue.defer(path, next_attempt)
+        self.warn.warn(path, "sync failed", kind=kind, error=str(exc), attempt=attempts,
+                       retry_in_s=round(next_attempt - now, 1) if transient else None)
+
+    def _content_type(self, path: str) -> str:
+        try:
+            with open(self.ctx.root / path, "rb") as fh:
+                head = fh.read(HEAD_BYTES)
+        except OSError:
+            head = b""
+        return content_type(path, head)
+
+
+def hash_file(path: Path) -> str:
+    """The sha256 of a file's content, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class WorkerPool:
+    """``n`` threads taking paths from the queue until stopped."""
+
+    def __init__(self, syncer: Syncer, queue: DirtyQueue, n: int,
+                 on_fatal: Callable[[BaseException], None]) -> None:
+        self._syncer = syncer
+        self._queue = queue
+        self._stop = threading.Event()
+        self._on_fatal = on_fatal
+        self._threads = [
+            threading.Thread(target=self._run, name=f"syncd-worker-{i}", daemon=True)
+            for i in range(n)
+        ]
+        self.busy = 0
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the threads."""
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, deadline: float) -> bool:
+        """Stop taking work; wait until ``deadline`` (monotonic) for in-flight paths. True if all
+        threads finished."""
+        self._stop.set()
+        self._queue.stop()
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            path = self._queue.get(timeout=0.5)
+            if path is None:
+                continue
+            with self._lock:
+                self.busy += 1
+            try:
+                self._syncer.process(path)
+            except JournalError as exc:
+                self._on_fatal(exc)
+            except (PermanentError, TransientError) as exc:
+                log.warning("action failed", path=path, error=str(exc))
+                self._queue.defer(path, time.time() + 30)
+            except Exception as exc:  # a bug must not kill the worker or lose the path
+                log.exception("unexpected error", path=path, error=repr(exc))
+                self._queue.defer(path, time.time() + 60)
+            finally:
+                with self._lock:
+                    self.busy -= 1
+                self._queue.done(path)
