@@ -15,7 +15,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from syncd.errors import (
     ApiError,
     BadRequest,
     ConfigError,
+    ConnectionFailed,
     FileChangedError,
     LocalFileError,
     NotFound,
@@ -98,6 +99,8 @@ class UploadResult:
     file: RemoteFile
     sha256: str
     local: LocalStat
+    # An earlier attempt got no answer: the service may hold extra copies the caller must find.
+    maybe_orphans: bool = False
 
 
 class _ApiKeyAuth(httpx.Auth):
@@ -179,7 +182,17 @@ class FilesClient:
         problem = filename_problem(remote_name)
         if problem:
             raise BadRequest(problem, error_type="invalid_request_error")
-        return self._retrying("upload", lambda: self._upload_once(path, remote_name, content_type))
+        lost: list[ConnectionFailed] = []
+
+        def attempt() -> UploadResult:
+            try:
+                return self._upload_once(path, remote_name, content_type)
+            except ConnectionFailed as exc:
+                lost.append(exc)
+                raise
+
+        result = self._retrying("upload", attempt)
+        return replace(result, maybe_orphans=bool(lost))
 
     def list_page(self, limit: int = LIST_LIMIT, after_id: str | None = None) -> FilePage:
         """One page of the listing, after ``after_id``."""

@@ -117,6 +117,7 @@ class Daemon:
         """Walk the tree against the journal, queue what changed, hand vanished files to the
         delete gate."""
         started = time.monotonic()
+        self.root_problem()  # records the root's identity on the first scan
         check_root(self.root)
         result = merge(
             walk(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped),

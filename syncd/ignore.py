@@ -14,7 +14,7 @@ real files and then rename or delete within moments:
   ... (adding 123). The first ``VIM_PROBES`` names of that sequence are ignored.
 - emacs backups ``name~`` and lock links ``.#name``; LibreOffice locks ``.~lock.name#``;
   MS Office owner files ``~$name``; macOS ``.DS_Store``; browser downloads ``*.part`` and
-  ``*.crdownload``.
+  ``*.crdownload``; GNOME's (gedit) atomic-save temporaries ``.goutputstream-XXXXXX``.
 - rsync's temporaries ``.NAME.XXXXXX``: six random letters or digits. To spare real files such
   as ``.bashrc.backup`` or ``.env.staged``, only suffixes holding at least one uppercase letter
   or digit match. rsync misses this about (26/62)^6 = 0.5% of the time, with an all-lowercase
@@ -59,6 +59,7 @@ DEFAULT_IGNORES: tuple[str, ...] = (
     ".DS_Store",
     "*.part",
     "*.crdownload",
+    ".goutputstream-*",
     *_rsync_patterns(),
     "/" + IGNORE_FILE,
 )

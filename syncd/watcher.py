@@ -18,6 +18,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 log = structlog.get_logger("syncd.watcher")
+# A directory's "modified" only says its entries changed; the entries' own events say which.
 IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
 
 SYSCTL_FIX = {
@@ -60,7 +61,9 @@ class _Handler(FileSystemEventHandler):
         return path[len(self._root) + 1 :]
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in IGNORED_EVENTS:
+        if event.event_type in IGNORED_EVENTS or (
+            event.is_directory and event.event_type == "modified"
+        ):
             return
         src = self._rel(event.src_path)
         dest = self._rel(event.dest_path) if event.dest_path else None

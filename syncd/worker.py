@@ -127,7 +127,8 @@ class Syncer:
             size=result.local.size, mtime_ns=result.local.mtime_ns, ino=result.local.ino,
             mime_type=mime, synced_at=ctx.clock(),
         )
-        ctx.journal.commit_upload(path, synced, intent.id)
+        # A retried POST may have left copies: keep the intent so reconcile finds them.
+        ctx.journal.commit_upload(path, synced, None if result.maybe_orphans else intent.id)
         log.info(
             "replaced" if old else "uploaded", path=path, file_id=synced.file_id,
             bytes=synced.size, mime_type=mime,

@@ -270,7 +270,8 @@ def test_upload_body_is_multipart_with_content_length(recorder: Recorder, tmp_pa
     result = client_with(handler, recorder).upload(path, "docs%2Fa.txt", "text/plain")
     body = seen[0].content
     assert int(seen[0].headers["content-length"]) == len(body)
-    assert b'name="file"; filename="docs%2Fa.txt"\r\nContent-Type: text/plain\r\n\r\nhello\r\n' in body
+    part = b'name="file"; filename="docs%2Fa.txt"\r\nContent-Type: text/plain\r\n\r\nhello\r\n'
+    assert part in body
     assert result.sha256 == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
 
 
@@ -283,8 +284,13 @@ def test_the_key_never_leaks(recorder: Recorder) -> None:
     with capture_logs() as logs, pytest.raises(errors.AuthenticationFailed) as info:
         client.get(FILE["id"])
     text = "\n".join(
-        [json.dumps(logs, default=str), str(info.value), repr(client), repr(client._http.auth)]
-        + traceback.format_exception(info.value)
+        [
+            json.dumps(logs, default=str),
+            str(info.value),
+            repr(client),
+            repr(client._http.auth),
+            *traceback.format_exception(info.value),
+        ]
     )
     assert "authentication failed" in str(info.value)
     assert KEY not in text and "SECRET" not in text

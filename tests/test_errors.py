@@ -122,7 +122,8 @@ def test_request_id_falls_back_to_body() -> None:
 
 def test_authentication_failure_says_so() -> None:
     """A 401 reads 'authentication failed' so users know what to fix."""
-    body = {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}
+    error_body = {"type": "authentication_error", "message": "invalid x-api-key"}
+    body = {"type": "error", "error": error_body}
     error = errors.error_from_response(httpx.Response(401, json=body))
     assert str(error) == "401 authentication_error: authentication failed: invalid x-api-key"
 
