@@ -1,9 +1,11 @@
 """Workers: take a dirty path, decide, act, commit. One path is never held by two workers.
 
 Uploads are make-before-break: the new content is uploaded and committed (the old file_id
-becoming a tombstone in the same transaction) before the old remote copy is deleted. An intent is
-written before every upload so a lost response is found by reconcile. Deletions of removed files
-do not happen here: they go to the :class:`~syncd.deletes.DeleteGate`, which refuses mass deletes.
+becoming a tombstone in the same transaction); the old remote copy is deleted afterwards, when
+the daemon's loop pays the tombstones (one thread pays them all, so no copy is deleted twice).
+An intent is written before every upload so a lost response is found by reconcile. Deletions of
+removed files do not happen here: they go to the :class:`~syncd.deletes.DeleteGate`, which
+refuses mass deletes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import structlog
 from syncd.client import FilesClient
 from syncd.contenttype import HEAD_BYTES, content_type
 from syncd.decide import Action, decide, decide_after_hash, retry_backoff
-from syncd.deletes import DeleteGate, delete_owed
+from syncd.deletes import DeleteGate
 from syncd.dirtyqueue import DirtyQueue
 from syncd.errors import (
     ApiError,
@@ -135,8 +137,6 @@ class Syncer:
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
         self.warn.clear(path)
-        if old is not None and old.file_id != synced.file_id:
-            delete_owed(ctx.client, ctx.journal, old.file_id, ctx.clock, ctx.gate)
         if result.local != local:
             ctx.queue.mark(path)  # it changed between the look and the read: look again
 
@@ -146,8 +146,6 @@ class Syncer:
         if exc.uploaded_id:
             ctx.journal.add_tombstone(exc.uploaded_id, name, path, "superseded")
         ctx.journal.drop_intent(intent_id)
-        if exc.uploaded_id:
-            delete_owed(ctx.client, ctx.journal, exc.uploaded_id, ctx.clock, ctx.gate)
         log.info("superseded", path=path, file_id=exc.uploaded_id)
         ctx.queue.mark(path)
 
