@@ -37,7 +37,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 
 def test_status_ls_errors_read_the_journal(tmp_path: Path) -> None:
-    """After a sync with one failure, status/ls/errors report synced files, the map and the error."""
+    """After a sync with one failure, status/ls/errors show the files, the map and the error."""
     from syncd.emulator import EmulatorConfig, run_emulator
 
     cfg = EmulatorConfig(data_dir=tmp_path / "emu", api_key=API_KEY, max_file_bytes=100)
@@ -141,10 +141,9 @@ def test_watch_limit_falls_back_to_scans(tmp_path: Path, monkeypatch: pytest.Mon
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
     monkeypatch.setattr(watcher, "Observer", Refusing)
-    with bench(tmp_path) as b, capture_logs() as logs:
-        with b.running(rescan_interval_seconds=0.3):
-            b.write("late.txt", b"found by a scan")
-            wait_until(b.converged, what="scan-only sync")
+    with bench(tmp_path) as b, capture_logs() as logs, b.running(rescan_interval_seconds=0.3):
+        b.write("late.txt", b"found by a scan")
+        wait_until(b.converged, what="scan-only sync")
     fixes = [e["reason"] for e in logs if e["event"] == "watcher unavailable"]
     assert 1 == len(fixes) and "fs.inotify.max_user_watches" in fixes[0]
 
