@@ -349,7 +349,7 @@ class FilesClient:
 def _check_unchanged(path: Path, before: LocalStat, uploaded: RemoteFile) -> None:
     """Raise FileChangedError if ``path`` no longer matches what was read."""
     try:
-        after = LocalStat.from_stat(os.stat(path, follow_symlinks=False))
+        after = LocalStat.from_stat(os.stat(path))  # as open() saw it: through a symlink
     except OSError:
         after = None
     if after != before or uploaded.size_bytes != before.size:

@@ -226,6 +226,9 @@ def _read_key(path: Path, what: str) -> str:
         raise ConfigError(
             f"{what} {path} cannot be read ({exc.strerror}); check the path and its permissions"
         ) from None
+    except UnicodeDecodeError:
+        # Not an OSError; and its repr holds the file's bytes, so it must not escape.
+        raise ConfigError(f"{what} {path} is not UTF-8 text; put the API key in it") from None
     if not key:
         raise ConfigError(f"{what} {path} is empty; put the API key in it")
     return key

@@ -76,4 +76,5 @@ def is_racy(mtime_ns: int, recorded_at: float) -> bool:
 
 def retry_backoff(attempts: int, base: float = 5.0, cap: float = 900.0) -> float:
     """Seconds before a path whose upload failed transiently ``attempts`` times is tried again."""
-    return float(min(cap, base * 2 ** max(0, attempts - 1)))
+    # Bound the exponent: after ~1024 failures 2**n no longer fits a float (OverflowError).
+    return float(min(cap, base * 2 ** min(max(0, attempts - 1), 64)))

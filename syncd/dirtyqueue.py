@@ -64,12 +64,22 @@ class DirtyQueue:
                 entry = self._pending[path] = _Entry(stamp, stamp)
                 self._push(path, entry)
             else:
+                before = self._ready_at(entry)
                 _touch(entry, stamp)
+                if self._ready_at(entry) < before:
+                    self._push(path, entry)  # settle=False: its heap key is now too late
             self._cond.notify()
 
     def defer(self, path: str, at: float) -> None:
         """Look at ``path`` again at unix time ``at`` (a transient failure's backoff)."""
         with self._cond:
+            if path in self._held:
+                # A worker defers the path it holds: keep it with the hold, so it is not handed
+                # to a second worker meanwhile; done() queues it with its retry time.
+                held = self._held[path] or _Entry(at, at)
+                held.not_before = max(held.not_before, at)
+                self._held[path] = held
+                return
             entry = self._pending.get(path)
             if entry is None:
                 entry = self._pending[path] = _Entry(at, at)

@@ -101,7 +101,9 @@ def _match_intents(
             by_path.setdefault(intent.path, []).append(intent)
     for path, intents in by_path.items():
         matches: list[tuple[Intent, RemoteFile]] = []
-        for intent in sorted(intents, key=lambda i: i.started_at):
+        # Newest intent first: each copy pairs with the latest upload it can be from, so the
+        # copy adopted is checked against the version that was actually sent.
+        for intent in sorted(intents, key=lambda i: i.started_at, reverse=True):
             for f in unknown:
                 if f.id not in taken and _matches(intent, f):
                     taken.add(f.id)

@@ -130,6 +130,10 @@ def _kind(
             if not follow or not _inside(root, Path(entry.path)):
                 return "other", None
             info = entry.stat(follow_symlinks=True)
+            if st.S_ISDIR(info.st_mode):
+                # Links to files only: a directory inside root is walked under its real path;
+                # following the link too would list it twice, or hide the real one (`seen`).
+                return "other", None
     except OSError:
         return "other", None
     if st.S_ISREG(info.st_mode):

@@ -1,0 +1,265 @@
+"""Configuration: the example file, validation messages, environment overrides, the API key."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from syncd.config import (
+    CREDENTIAL_NAME,
+    MetricsSettings,
+    Settings,
+    load_settings,
+    resolve_api_key,
+)
+from syncd.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "config.example.toml"
+KEY = "sk-ant-api03-secret-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No SYNCD_* or key variables leak in from the environment running the tests."""
+    for name in list(os.environ):
+        if name.startswith("SYNCD_"):
+            monkeypatch.delenv(name)
+    for name in ["ANTHROPIC_API_KEY", "CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "syncd.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def config_error(path: Path | None, **overrides: Any) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, **overrides)
+    return str(info.value)
+
+
+def model_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    """Every leaf key of a settings model, dotted by section."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= model_keys(annotation, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def toml_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for name, value in data.items():
+        if isinstance(value, dict):
+            keys |= toml_keys(value, f"{prefix}{name}.")
+        else:
+            keys.add(prefix + name)
+    return keys
+
+
+def test_example_config_loads_with_every_default() -> None:
+    """config.example.toml loads, and every value it sets is the model's default."""
+    expected = load_settings(None, root=Path("/srv/docs")).model_dump()
+    assert expected == load_settings(EXAMPLE).model_dump()
+
+
+def test_example_config_documents_every_key() -> None:
+    """Every key of the model appears in the example (commented-out ones count), and no other."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    uncommented = re.sub(r"(?m)^# (\w+ = )", r"\1", text)
+    expected = model_keys(Settings)
+    assert expected == toml_keys(tomllib.loads(uncommented))
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    """A misspelt key is refused with its section and name."""
+    path = write_config(tmp_path, 'root = "/srv"\n[sync]\nworker = 3\n')
+    message = config_error(path)
+    expected = (True, True)
+    assert expected == ("unknown config key" in message, "[sync] worker" in message)
+
+
+def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
+    """An unknown key outside any section is named too."""
+    path = write_config(tmp_path, 'root = "/srv"\nroots = "/x"\n')
+    expected = True
+    assert expected == ("unknown config key roots" in config_error(path))
+
+
+@pytest.mark.parametrize("value", ['"many"', "0", "65"])
+def test_bad_value_names_the_key(tmp_path: Path, value: str) -> None:
+    """A value of the wrong type or out of range names `[sync] workers` and the file."""
+    path = write_config(tmp_path, f'root = "/srv"\n[sync]\nworkers = {value}\n')
+    message = config_error(path)
+    expected = (True, True)
+    assert expected == ("[sync] workers" in message, str(path) in message)
+
+
+def test_missing_root_is_named(tmp_path: Path) -> None:
+    """A config without root says root is required."""
+    path = write_config(tmp_path, "[sync]\nworkers = 2\n")
+    expected = True
+    assert expected == ("config key root is required" in config_error(path))
+
+
+def test_invalid_toml_is_reported(tmp_path: Path) -> None:
+    """A file that is not TOML is named as such."""
+    path = write_config(tmp_path, "root = \n[sync\n")
+    message = config_error(path)
+    expected = (True, True)
+    assert expected == ("is not valid TOML" in message, str(path) in message)
+
+
+def test_missing_file_is_reported(tmp_path: Path) -> None:
+    """A config path that does not exist says so and how to fix it."""
+    message = config_error(tmp_path / "nope.toml")
+    expected = (True, True)
+    assert expected == ("does not exist" in message, "--config" in message)
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SYNCD_SYNC__WORKERS wins over the file; the file's other keys in [sync] stay."""
+    path = write_config(tmp_path, 'root = "/srv"\n[sync]\nworkers = 2\nsettle_seconds = 5.0\n')
+    monkeypatch.setenv("SYNCD_SYNC__WORKERS", "8")
+    settings = load_settings(path)
+    expected = (8, 5.0)
+    assert expected == (settings.sync.workers, settings.sync.settle_seconds)
+
+
+def test_environment_can_set_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SYNCD_ROOT alone is a complete configuration."""
+    monkeypatch.setenv("SYNCD_ROOT", "/data")
+    expected = Path("/data")
+    assert expected == load_settings(None).root
+
+
+def settings_with(tmp_path: Path, **remote: Any) -> Settings:
+    return load_settings(None, root=tmp_path, remote=remote)
+
+
+def test_api_key_from_environment_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ANTHROPIC_API_KEY wins over the key file and the credential."""
+    key_file = tmp_path / "key"
+    key_file.write_text("from-file\n")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", f" {KEY}\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    expected = (KEY, "environment variable ANTHROPIC_API_KEY")
+    assert expected == resolve_api_key(settings_with(tmp_path, api_key_file=key_file))
+
+
+def test_api_key_from_file_second(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the variable, [remote] api_key_file is read (stripped)."""
+    key_file = tmp_path / "key"
+    key_file.write_text(f"{KEY}\n")
+    (tmp_path / CREDENTIAL_NAME).write_text("from-credential")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    expected = (KEY, f"file {key_file}")
+    assert expected == resolve_api_key(settings_with(tmp_path, api_key_file=key_file))
+
+
+def test_api_key_from_systemd_credential_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without variable or file, $CREDENTIALS_DIRECTORY/anthropic_api_key is used."""
+    (tmp_path / CREDENTIAL_NAME).write_text(KEY)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    expected = (KEY, f"systemd credential {CREDENTIAL_NAME}")
+    assert expected == resolve_api_key(settings_with(tmp_path))
+
+
+def test_missing_api_key_names_the_variable(tmp_path: Path) -> None:
+    """No key anywhere: the error says how to provide one."""
+    with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY"):
+        resolve_api_key(settings_with(tmp_path))
+
+
+def test_empty_key_file_is_reported(tmp_path: Path) -> None:
+    """An empty key file is named as empty."""
+    key_file = tmp_path / "key"
+    key_file.write_text("  \n")
+    with pytest.raises(ConfigError, match="is empty"):
+        resolve_api_key(settings_with(tmp_path, api_key_file=key_file))
+
+
+def test_unreadable_key_file_is_reported(tmp_path: Path) -> None:
+    """A key file that cannot be read (here: a directory) gives a fixable message."""
+    key_dir = tmp_path / "keydir"
+    key_dir.mkdir()
+    with pytest.raises(ConfigError, match="cannot be read"):
+        resolve_api_key(settings_with(tmp_path, api_key_file=key_dir))
+
+
+def test_non_utf8_key_file_is_reported_without_the_key(tmp_path: Path) -> None:
+    """A key file that is not UTF-8 is a ConfigError that does not quote its content."""
+    key_file = tmp_path / "key"
+    key_file.write_bytes(KEY.encode() + b"\xff\n")
+    with pytest.raises(ConfigError) as info:
+        resolve_api_key(settings_with(tmp_path, api_key_file=key_file))
+    expected = (False, True)
+    assert expected == (KEY in str(info.value), str(key_file) in str(info.value))
+
+
+def test_journal_path_uses_state_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under systemd the journal goes in the first STATE_DIRECTORY."""
+    monkeypatch.setenv("STATE_DIRECTORY", f"{tmp_path}/state:{tmp_path}/other")
+    path = load_settings(None, root=tmp_path / "docs").journal_path
+    named = re.fullmatch(r"journal-[0-9a-f]{12}\.db", path.name) is not None
+    expected = (tmp_path / "state", True)
+    assert expected == (path.parent, named)
+
+
+def test_journal_path_without_state_directory(tmp_path: Path) -> None:
+    """Outside systemd the journal goes under XDG_STATE_HOME/syncd, named after the root."""
+    one = load_settings(None, root=tmp_path / "docs").journal_path
+    two = load_settings(None, root=tmp_path / "other").journal_path
+    expected = (tmp_path / "xdg-state" / "syncd", True)
+    assert expected == (one.parent, one != two)
+
+
+def test_journal_path_as_configured(tmp_path: Path) -> None:
+    """A configured [state] journal is used as is."""
+    expected = tmp_path / "j.db"
+    actual = load_settings(None, root=tmp_path, state={"journal": tmp_path / "j.db"}).journal_path
+    assert expected == actual
+
+
+@pytest.mark.parametrize(
+    ("listen", "loopback"),
+    [
+        ("127.0.0.1:9464", True),
+        ("[::1]:9464", True),
+        ("localhost:9464", True),
+        ("0.0.0.0:9464", False),
+        ("192.168.1.5:9464", False),
+        ("example.com:80", False),
+        ("", False),
+    ],
+)
+def test_metrics_listen_accepted(listen: str, loopback: bool) -> None:
+    """Valid HOST:PORT endpoints load, and is_loopback tells local-only ones apart."""
+    expected = (listen, loopback)
+    metrics = MetricsSettings(listen=listen)
+    assert expected == (metrics.listen, metrics.is_loopback())
+
+
+@pytest.mark.parametrize("listen", ["9464", ":9464", "host:0", "host:65536", "host:http"])
+def test_metrics_listen_refused(tmp_path: Path, listen: str) -> None:
+    """A listen value that is not HOST:PORT is refused naming [metrics] listen."""
+    message = config_error(None, root=tmp_path, metrics={"listen": listen})
+    expected = True
+    assert expected == ("[metrics] listen" in message)
