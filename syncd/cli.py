@@ -21,6 +21,7 @@ from syncd.config import Settings, load_settings, resolve_api_key
 from syncd.daemon import Daemon, Options
 from syncd.emulator_cli import add_emulator_arguments, run_emulator_cli
 from syncd.errors import AuthenticationFailed, ConfigError, JournalError, SafetyStop, SyncdError
+from syncd.notify import Notifier
 from syncd.report import print_errors, print_ls, print_status
 
 log = structlog.get_logger("syncd")
@@ -100,7 +101,7 @@ def _key_or_none(settings: Settings) -> tuple[str | None, str]:
 def cmd_sync(args: argparse.Namespace) -> int:
     """``syncd sync``."""
     settings = _settings(args)
-    options = Options(allow_mass_delete=args.allow_mass_delete, dry_run=args.dry_run)
+    options = Options(allow_mass_delete=args.allow_mass_delete)
     with Daemon(settings, options) as daemon:
         if args.dry_run:
             return daemon.dry_run(sys.stdout)
@@ -114,11 +115,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``syncd run``: until SIGTERM or SIGINT."""
     settings = _settings(args)
     with Daemon(settings) as daemon:
-        return run_until_signal(daemon)
+        return run_until_signal(daemon, reload=lambda: _settings(args))
 
 
-def run_until_signal(daemon: Daemon, on_ready: Callable[[], None] | None = None) -> int:
-    """Run the daemon with SIGTERM/SIGINT stopping it and SIGHUP reloading ignore rules."""
+def run_until_signal(
+    daemon: Daemon,
+    on_ready: Callable[[], None] | None = None,
+    reload: Callable[[], Settings] | None = None,
+) -> int:
+    """Run the daemon: SIGTERM/SIGINT stop it, SIGHUP reloads the config (ignore rules, log)."""
     stop = threading.Event()
 
     def on_stop(signum: int, _frame: object) -> None:
@@ -127,8 +132,12 @@ def run_until_signal(daemon: Daemon, on_ready: Callable[[], None] | None = None)
 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, lambda *_: daemon.reload_rules())
-    return daemon.run(stop, on_ready=on_ready)
+    signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload(reload or _same(daemon)))
+    return daemon.run(stop, on_ready=on_ready, notifier=Notifier())
+
+
+def _same(daemon: Daemon) -> Callable[[], Settings]:
+    return lambda: daemon.settings
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import httpx
 import structlog
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from syncd import __version__
 from syncd.errors import (
@@ -133,6 +133,7 @@ class FilesClient:
         rand: Callable[[], float] = random.random,
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         observer: RequestObserver | None = None,
+        on_retry: Callable[[float], None] | None = None,
     ) -> None:
         if not api_key or not api_key.strip():
             raise ConfigError(
@@ -146,6 +147,7 @@ class FilesClient:
         self._sleep = sleep
         self._rand = rand
         self._observer = observer
+        self._on_retry = on_retry
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_ApiKeyAuth(api_key.strip()),
@@ -335,15 +337,20 @@ class FilesClient:
             retry=retry_if_exception(is_retryable),
             sleep=self._sleep,
             reraise=True,
-            before_sleep=lambda state: log.info(
-                "retrying",
-                op=op,
-                attempt=state.attempt_number,
-                wait_s=round(state.upcoming_sleep, 3),
-                error=str(state.outcome.exception()) if state.outcome else None,
-            ),
+            before_sleep=lambda state: self._before_retry(op, state),
         )
         return retrying(attempt)
+
+    def _before_retry(self, op: str, state: RetryCallState) -> None:
+        log.info(
+            "retrying",
+            op=op,
+            attempt=state.attempt_number,
+            wait_s=round(state.upcoming_sleep, 3),
+            error=str(state.outcome.exception()) if state.outcome else None,
+        )
+        if self._on_retry is not None:
+            self._on_retry(state.upcoming_sleep)
 
 
 def _check_unchanged(path: Path, before: LocalStat, uploaded: RemoteFile) -> None:

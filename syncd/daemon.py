@@ -1,9 +1,9 @@
-"""The daemon: wires the watcher, scans, queue, workers, deletions and reconcile together.
+"""The daemon: one folder mirrored to one workspace, and the pieces that do it.
 
 Start-up order matters: the journal is opened (and locked) first, then a reconcile pages the
 listing (which also proves the key works), then a full scan queues what changed while syncd was
-down. ``sync_once`` runs the same pieces until the queue is empty and exits; ``run`` keeps going
-with the watcher, a rescan timer and a reconcile timer until asked to stop.
+down. :meth:`Daemon.sync_once` runs the workers until the queue is empty and returns;
+:meth:`Daemon.run` hands over to :func:`syncd.loop.run_loop` until asked to stop.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 
 import structlog
@@ -22,18 +21,24 @@ from syncd.client import FilesClient
 from syncd.config import Settings, resolve_api_key
 from syncd.deletes import DeleteGate, delete_owed, flush_tombstones
 from syncd.dirtyqueue import DirtyQueue
-from syncd.errors import JournalError, SafetyStop, SyncdError
+from syncd.errors import ConfigError, JournalError, SafetyStop, SyncdError
 from syncd.ignore import IgnoreRules
 from syncd.journal import Journal
+from syncd.loop import run_loop
+from syncd.manifest import manifest_data, write_manifest
+from syncd.metrics import Metrics
+from syncd.notify import Notifier
 from syncd.pacer import Pacer
+from syncd.progress import PassProgress
 from syncd.reconcile import Reconciler, plan, snapshot
 from syncd.scan import ScanResult, check_root, local_stat, merge, walk
 from syncd.throttle import WarnOnce
-from syncd.watcher import Hints, start_watcher, stop_watcher
+from syncd.watcher import Hints
 from syncd.worker import SyncContext, Syncer, WorkerPool
 
 log = structlog.get_logger("syncd.daemon")
 TICK = 0.5
+Reload = Callable[[], Settings]
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,8 @@ class Options:
     """Per-invocation switches that are not configuration."""
 
     allow_mass_delete: bool = False
-    dry_run: bool = False
     max_sync_wait: float = 120.0  # `sync`: how far ahead a retry may be before giving up
+    progress: bool = True
 
 
 class Daemon:
@@ -51,41 +56,45 @@ class Daemon:
     def __init__(
         self,
         settings: Settings,
-        options: Options = Options(),
+        options: Options | None = None,
         *,
         client: FilesClient | None = None,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
-        self.options = options
+        self.options = options or Options()
         self.clock = clock
+        self.metrics = metrics or Metrics()
         self.root = settings.root.expanduser().absolute()
-        self.client = client or _make_client(settings)
+        self.client = client or _make_client(settings, self.metrics)
         self.journal = Journal.open(
             settings.journal_path, os.fsdecode(self.root), settings.remote.base_url,
             settings.remote.name_prefix,
         )
-        self.queue = DirtyQueue(
-            settings.sync.settle_seconds, settings.sync.settle_max_seconds, clock=clock
-        )
-        self.gate = DeleteGate(settings.sync.max_delete_fraction, options.allow_mass_delete)
+        sync = settings.sync
+        self.queue = DirtyQueue(sync.settle_seconds, sync.settle_max_seconds, clock=clock)
+        self.gate = DeleteGate(sync.max_delete_fraction, self.options.allow_mass_delete)
         self.warn = WarnOnce()
         self.ctx = SyncContext(
-            root=self.root, rules=self._load_rules(), follow_symlinks=settings.sync.follow_symlinks,
+            root=self.root, rules=self._load_rules(settings), follow_symlinks=sync.follow_symlinks,
             name_prefix=settings.remote.name_prefix, client=self.client, journal=self.journal,
-            queue=self.queue, gate=self.gate, clock=clock, warn=self.warn,
+            queue=self.queue, gate=self.gate, clock=clock, warn=self.warn, metrics=self.metrics,
         )
         self.syncer = Syncer(self.ctx)
         self.reconciler = Reconciler(self.ctx, self.gate)
         self.fatal: BaseException | None = None
+        self.drained = True
         self._rescan_reason: str | None = None
-        self.last_scan: ScanResult | None = None
+        self._reload: Reload | None = None
         self._published_depth = ""
 
     def close(self) -> None:
-        """Release the journal lock and the connection pool."""
+        """Release the connection pool, the metrics server and (once drained) the journal."""
         self.client.close()
-        self.journal.close()
+        self.metrics.close()
+        if self.drained:  # a worker still writing must not meet a closed connection
+            self.journal.close()
 
     def __enter__(self) -> Daemon:
         return self
@@ -95,27 +104,56 @@ class Daemon:
 
     # --- building blocks --------------------------------------------------------------------
 
-    def _load_rules(self) -> IgnoreRules:
-        journal = self.settings.journal_path
-        siblings = [journal] + [journal.with_name(journal.name + s) for s in ("-wal", "-shm",
-                                                                             ".lock", "-journal")]
+    def _load_rules(self, settings: Settings) -> IgnoreRules:
+        journal = settings.journal_path
+        own = [journal, *(journal.with_name(journal.name + s)
+                          for s in ("-wal", "-shm", "-journal", ".lock"))]
+        if settings.state.manifest is not None:
+            own.append(settings.state.manifest)
         try:
-            return IgnoreRules.load(self.root, self.settings.sync.ignore, siblings)
+            return IgnoreRules.load(self.root, settings.sync.ignore, own)
         except ValueError as exc:
-            raise SyncdError(str(exc)) from None
+            raise ConfigError(str(exc)) from None
 
-    def reload_rules(self) -> None:
-        """Re-read ignore patterns (SIGHUP) and rescan."""
-        self.ctx.rules = self._load_rules()
-        self.request_rescan("ignore rules reloaded")
+    def request_reload(self, reload: Reload) -> None:
+        """SIGHUP: reload config (ignore patterns, log level) at the loop's next turn."""
+        self._reload = reload
+
+    def apply_pending_reload(self) -> None:
+        """Apply a requested reload; a bad config keeps the old one and says why."""
+        reload, self._reload = self._reload, None
+        if reload is None:
+            return
+        try:
+            settings = reload()
+            self.ctx.rules = self._load_rules(settings)
+        except SyncdError as exc:
+            log.error("reload failed; keeping the previous configuration", error=str(exc))
+            return
+        self.settings = settings
+        log.info("reloaded", ignore=str(self.ctx.rules))
+        self.request_rescan("configuration reloaded")
 
     def request_rescan(self, reason: str) -> None:
-        """Ask the main loop for a full scan soon."""
+        """Ask the loop for a full scan soon."""
         self._rescan_reason = reason
 
+    def wants_rescan(self) -> bool:
+        """True when something suspicious asked for a scan (or the queue overflowed)."""
+        return self._rescan_reason is not None or self.queue.overflowed
+
+    def rescan(self) -> None:
+        """A full scan from the loop; a refused scan is logged, not fatal."""
+        reason = self._rescan_reason or ("queue overflow" if self.queue.overflowed else "timer")
+        self._rescan_reason, self.queue.overflowed = None, False
+        log.info("rescanning", reason=reason)
+        try:
+            self.scan()
+        except SafetyStop as exc:
+            log.error("scan refused", reason=str(exc))
+
     def scan(self) -> ScanResult:
-        """Walk the tree against the journal, queue what changed, hand vanished files to the
-        delete gate."""
+        """Walk the tree against the journal; queue what changed and what vanished."""
         started = time.monotonic()
         self.root_problem()  # records the root's identity on the first scan
         check_root(self.root)
@@ -127,7 +165,6 @@ class Daemon:
         for path in result.vanished:
             self.queue.mark(path, settle=False)
         self.journal.set_meta("last_scan", str(self.clock()))
-        self.last_scan = result
         log.info(
             "scanned", files=result.files, bytes=result.bytes, queued=result.marked,
             vanished=len(result.vanished), unreadable=len(result.unreadable),
@@ -167,7 +204,6 @@ class Daemon:
                 self._delete_path(path)
         return flush_tombstones(self.client, self.journal, self.clock, self.gate)
 
-
     def _delete_path(self, path: str) -> None:
         if not self.queue.claim(path):
             self.gate.request(path)  # a worker has it; ask again next time
@@ -181,49 +217,86 @@ class Daemon:
             if tomb is not None and delete_owed(
                 self.client, self.journal, tomb.file_id, self.clock, self.gate
             ):
+                self.metrics.deleted()
                 log.info("deleted", path=path, file_id=tomb.file_id)
         finally:
             self.queue.done(path)
 
-    def _on_fatal(self, exc: BaseException) -> None:
+    def on_fatal(self, exc: BaseException) -> None:
+        """A worker met an error the daemon cannot continue after (the journal failed)."""
         log.error("fatal", error=str(exc))
         self.fatal = exc
+
+    def hints(self) -> Hints:
+        """Where the watcher sends what it saw."""
+
+        def mark_under(rel_dir: str) -> None:
+            for row in self.journal.rows_under(rel_dir):
+                self.queue.mark(row.path)
+
+        return Hints(self.queue.mark, mark_under, self.request_rescan)
+
+    def publish_depth(self) -> None:
+        """Let `syncd status` (another process) see how much is queued."""
+        pending, held = self.queue.depth()
+        self.metrics.queue(pending, held)
+        depth = str(pending + held + self.gate.pending())
+        if depth != self._published_depth:
+            self.journal.set_meta("queued", depth)
+            self._published_depth = depth
+
+    def progress(self, scanned: ScanResult) -> PassProgress:
+        """A progress reporter for the pass that ``scanned`` started."""
+        return PassProgress(
+            self.metrics, self.client.pacer, lambda: sum(self.queue.depth()),
+            scanned.marked, scanned.marked_bytes,
+        )
+
+    def write_manifest(self) -> None:
+        """Write the manifest now, if one is configured."""
+        if self.settings.state.manifest is not None:
+            write_manifest(self.settings.state.manifest,
+                           manifest_data(self.journal, str(self.root)))
 
     # --- one-shot ---------------------------------------------------------------------------
 
     def sync_once(self) -> int:
         """One full pass: reconcile, scan, upload, delete; 0 converged, 1 paths in error."""
         self.reconciler.run()
-        self.scan()
-        pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self._on_fatal)
+        scanned = self.scan()
+        pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self.on_fatal)
+        bar = self.progress(scanned).start() if self.options.progress else None
         pool.start()
         try:
-            self._drain(pool)
+            self._drain()
             if self.journal.intents():
                 self.reconciler.run()  # lost responses: adopt or delete their copies
-                self._drain(pool)
+                self._drain()
         finally:
-            pool.stop(time.monotonic() + self.settings.sync.shutdown_timeout_seconds)
+            if bar:
+                bar.stop()
+            self.drained = pool.stop(time.monotonic() + self.settings.sync.shutdown_timeout_seconds)
         if self.fatal is not None:
             raise self.fatal
+        self.write_manifest()
         counts = self.journal.counts()
         converged = counts.errors == 0 and counts.retrying == 0 and not self.gate.refused
         return 0 if converged and counts.tombstones == 0 else 1
 
-    def _drain(self, pool: WorkerPool) -> None:
+    def _drain(self) -> None:
         """Let the workers empty the queue; deletions and tombstones go last."""
-        settle = self.settings.sync.settle_seconds
         while self.fatal is None:
-            self._wait_idle(settle)
+            self._wait_idle()
             owed = self.run_deletions()
             retries_due = not self.queue.idle(ignore_future=False) and self._retry_soon()
             if not retries_due and (owed == 0 or not self._tombstones_soon()):
                 return
             time.sleep(TICK)
 
-    def _wait_idle(self, settle: float) -> None:
+    def _wait_idle(self) -> None:
+        pause = min(TICK, max(0.02, self.settings.sync.settle_seconds / 4))
         while self.fatal is None and not self.queue.idle():
-            time.sleep(min(TICK, max(0.02, settle / 4)))
+            time.sleep(pause)
 
     def _retry_soon(self) -> bool:
         horizon = self.clock() + self.options.max_sync_wait
@@ -236,46 +309,6 @@ class Daemon:
 
     def _tombstones_soon(self) -> bool:
         return bool(self.journal.tombstones(due_before=self.clock() + self.options.max_sync_wait))
-
-    # --- daemon -------------------------------------------------------------------------------
-
-    def run(self, stop: threading.Event, on_ready: Callable[[], None] | None = None,
-            on_tick: Callable[[], None] | None = None) -> int:
-        """Mirror until ``stop`` is set; return the exit code."""
-        self.reconciler.run()
-        self.scan()
-        observer = start_watcher(self.root, self._hints())
-        pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self._on_fatal)
-        pool.start()
-        if on_ready:
-            on_ready()
-        sync = self.settings.sync
-        next_scan = time.monotonic() + sync.rescan_interval_seconds
-        next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
-        try:
-            while not stop.wait(TICK) and self.fatal is None:
-                if on_tick:
-                    on_tick()
-                self._publish_depth()
-                next_scan = self._maybe_scan(next_scan, sync.rescan_interval_seconds)
-                self.run_deletions(quiet=max(1.0, sync.settle_seconds))
-                if time.monotonic() >= next_reconcile:
-                    self.reconciler.run()
-                    next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
-        finally:
-            stop_watcher(observer)
-            drained = pool.stop(time.monotonic() + sync.shutdown_timeout_seconds)
-            log.info("stopped", drained=drained)
-        if isinstance(self.fatal, JournalError):
-            raise self.fatal
-        return 0
-
-    def _publish_depth(self) -> None:
-        """Let `syncd status` (another process) see how much is queued."""
-        depth = str(sum(self.queue.depth()) + self.gate.pending())
-        if depth != self._published_depth:
-            self.journal.set_meta("queued", depth)
-            self._published_depth = depth
 
     def dry_run(self, out: TextIO) -> int:
         """Print what a sync would do, without changing anything."""
@@ -299,35 +332,29 @@ class Daemon:
         )
         return 0
 
-    def _maybe_scan(self, next_scan: float, interval: float) -> float:
-        reason = self._rescan_reason
-        if self.queue.overflowed:
-            reason, self.queue.overflowed = "queue overflow", False
-        if reason is None and time.monotonic() < next_scan:
-            return next_scan
-        self._rescan_reason = None
-        log.info("rescanning", reason=reason or "timer")
-        try:
-            self.scan()
-        except SafetyStop as exc:
-            log.error("scan refused", reason=str(exc))
-        return time.monotonic() + interval
+    # --- daemon -------------------------------------------------------------------------------
 
-    def _hints(self) -> Hints:
-        def mark_under(rel_dir: str) -> None:
-            for row in self.journal.rows_under(rel_dir):
-                self.queue.mark(row.path)
-
-        return Hints(self.queue.mark, mark_under, self.request_rescan)
+    def run(
+        self,
+        stop: threading.Event,
+        on_ready: Callable[[], None] | None = None,
+        notifier: Notifier | None = None,
+    ) -> int:
+        """Mirror until ``stop`` is set; return the exit code."""
+        listen = self.settings.metrics
+        if listen.listen:
+            self.metrics.serve(listen.listen, listen.is_loopback())
+        code = run_loop(self, stop, notifier or Notifier(), on_ready, self.options.progress)
+        if isinstance(self.fatal, JournalError):
+            raise self.fatal
+        return code
 
 
-def _make_client(settings: Settings) -> FilesClient:
+def _make_client(settings: Settings, metrics: Metrics) -> FilesClient:
     key, _source = resolve_api_key(settings)
     remote = settings.remote
     return FilesClient(
         key, remote.base_url, pacer=Pacer(remote.requests_per_minute, remote.burst),
         max_retries=remote.max_retries, timeout=remote.timeout_seconds,
+        observer=metrics.request, on_retry=metrics.retry_wait,
     )
-
-
-__all__ = ["Daemon", "Options", "Path"]

@@ -155,6 +155,7 @@ class Reconciler:
         self._apply(result)
         ctx.journal.set_meta("last_reconcile", _rfc3339(ctx.clock()))
         ctx.journal.set_meta("foreign_files", str(result.foreign))
+        ctx.metrics.reconciled(ctx.clock())
         self.last = result
         log.info(
             "reconciled", listed=len(listing), ours=result.ours, foreign=result.foreign,
@@ -168,6 +169,7 @@ class Reconciler:
         ctx = self.ctx
         for path in result.missing:
             if _claimed(ctx.queue, path, partial(ctx.journal.forget, path)):
+                ctx.metrics.changed()
                 ctx.queue.mark(path, settle=False)
         for intent, remote in result.adopt:
             _claimed(ctx.queue, intent.path, partial(self._adopt, intent, remote))
@@ -194,6 +196,7 @@ class Reconciler:
         )
         row = ctx.journal.get(intent.path)
         ctx.journal.commit_upload(intent.path, synced, intent.id)
+        ctx.metrics.changed()
         log.info("adopted", path=intent.path, file_id=remote.id, bytes=remote.size_bytes)
         if row and row.synced and row.synced.file_id != remote.id:
             delete_owed(ctx.client, ctx.journal, row.synced.file_id, ctx.clock, self.gate)

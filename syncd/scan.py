@@ -39,6 +39,7 @@ class ScanResult:
     files: int = 0
     bytes: int = 0
     marked: int = 0
+    marked_bytes: int = 0
     vanished: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
 
@@ -175,6 +176,7 @@ def merge(
         result.bytes += info.size
         if needs_look(info, match):
             result.marked += 1
+            result.marked_bytes += info.size
             mark(path)
     while row is not None:
         _vanished(row, result)

@@ -14,7 +14,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -36,6 +36,7 @@ from syncd.errors import (
 from syncd.ignore import IgnoreRules
 from syncd.journal import Failure, FileRow, Journal, Synced
 from syncd.localstat import LocalStat
+from syncd.metrics import Metrics
 from syncd.names import encode_name
 from syncd.scan import local_stat
 from syncd.throttle import WarnOnce
@@ -58,6 +59,7 @@ class SyncContext:
     gate: DeleteGate
     clock: Callable[[], float] = time.time
     warn: WarnOnce | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 class Syncer:
@@ -131,10 +133,11 @@ class Syncer:
         )
         # A retried POST may have left copies: keep the intent so reconcile finds them.
         ctx.journal.commit_upload(path, synced, None if result.maybe_orphans else intent.id)
+        elapsed = time.monotonic() - started
+        ctx.metrics.uploaded(synced.size, elapsed)
         log.info(
             "replaced" if old else "uploaded", path=path, file_id=synced.file_id,
-            bytes=synced.size, mime_type=mime,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            bytes=synced.size, mime_type=mime, duration_ms=round(elapsed * 1000, 1),
         )
         self.warn.clear(path)
         if result.local != local:
@@ -167,6 +170,7 @@ class Syncer:
         ctx.journal.record_failure(
             path, Failure(kind, str(exc), attempts, next_attempt, local)
         )
+        ctx.metrics.error(kind)
         if transient:
             ctx.queue.defer(path, next_attempt)
         self.warn.warn(path, "sync failed", kind=kind, error=str(exc), attempt=attempts,

@@ -204,7 +204,7 @@ def test_merge_marks_only_what_may_have_changed(root: Path, journal: Journal) ->
     result = merge(walk(root, IgnoreRules.load(root), False, Skips()), journal.iter_rows(),
                    marked.append)
     expected = (["changed.txt", "failed.txt", "new.txt", "racy.txt"],
-                ScanResult(files=5, bytes=4 + 7 + 4 + 6 + 3, marked=4))
+                ScanResult(files=5, bytes=4 + 7 + 4 + 6 + 3, marked=4, marked_bytes=7 + 6 + 3 + 4))
     assert expected == (marked, result)
 
 

@@ -1,0 +1,123 @@
+"""The long-running service loop around a :class:`~syncd.daemon.Daemon`.
+
+It owns the lifecycle systemd sees: READY=1 once the journal is open, the key has been proven
+by the start-up listing and the start-up scan is queued; WATCHDOG=1 from this very loop (a
+wedged loop stops pinging and gets restarted); STATUS= whenever the one-line summary changes;
+STOPPING=1 and a bounded drain on SIGTERM. It also rescans and reconciles on their timers, pays
+deletions, reloads on SIGHUP and keeps the manifest current.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from syncd.manifest import manifest_data, rfc3339, write_manifest
+from syncd.notify import Notifier
+from syncd.progress import PassProgress
+from syncd.watcher import start_watcher, stop_watcher
+from syncd.worker import WorkerPool
+
+if TYPE_CHECKING:
+    from syncd.daemon import Daemon
+
+log = structlog.get_logger("syncd.loop")
+TICK = 0.5
+
+
+@dataclass
+class Timers:
+    """When the next periodic jobs are due (monotonic seconds)."""
+
+    scan: float
+    reconcile: float
+    manifest_written: int = -1
+    first_pass: PassProgress | None = field(default=None)
+
+
+def status_line(daemon: Daemon) -> str:
+    """One line for `systemctl status`: synced, pending, errors, last reconcile."""
+    counts = daemon.journal.counts()
+    pending = sum(daemon.queue.depth()) + daemon.gate.pending() + counts.tombstones
+    parts = [f"{counts.synced} synced", f"{pending} pending", f"{counts.errors} errors"]
+    if daemon.gate.refused:
+        parts.append("DELETIONS REFUSED (see log)")
+    last = daemon.journal.get_meta("last_reconcile")
+    return ", ".join(parts) + (f"; last reconcile {last}" if last else "")
+
+
+def run_loop(
+    daemon: Daemon,
+    stop: threading.Event,
+    notifier: Notifier,
+    on_ready: Callable[[], None] | None = None,
+    progress: bool = True,
+) -> int:
+    """Mirror until ``stop`` is set; 0 on a clean stop."""
+    sync = daemon.settings.sync
+    notifier.status("starting: listing the workspace")
+    daemon.reconciler.run()
+    scanned = daemon.scan()
+    observer = start_watcher(daemon.root, daemon.hints())
+    pool = WorkerPool(daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal)
+    pool.start()
+    now = time.monotonic()
+    timers = Timers(scan=now + sync.rescan_interval_seconds,
+                    reconcile=now + sync.reconcile_interval_seconds)
+    if progress:
+        timers.first_pass = daemon.progress(scanned).start()
+    notifier.ready(status_line(daemon))
+    if on_ready:
+        on_ready()
+    try:
+        while not stop.wait(TICK) and daemon.fatal is None:
+            _tick(daemon, notifier, timers)
+    finally:
+        notifier.stopping()
+        if timers.first_pass:
+            timers.first_pass.stop()
+        stop_watcher(observer)
+        drained = pool.stop(time.monotonic() + sync.shutdown_timeout_seconds)
+        daemon.drained = drained
+        if drained:
+            _write_manifest(daemon, timers, force=True)
+        log.info("stopped", drained=drained)
+    return 0
+
+
+def _tick(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
+    """One turn of the loop: every job checks whether it is due."""
+    notifier.ping()
+    sync = daemon.settings.sync
+    daemon.apply_pending_reload()
+    daemon.publish_depth()
+    if daemon.wants_rescan() or time.monotonic() >= timers.scan:
+        daemon.rescan()
+        timers.scan = time.monotonic() + sync.rescan_interval_seconds
+    daemon.run_deletions(quiet=max(1.0, sync.settle_seconds))
+    if time.monotonic() >= timers.reconcile:
+        daemon.reconciler.run()
+        timers.reconcile = time.monotonic() + sync.reconcile_interval_seconds
+    settled = daemon.queue.idle()
+    if settled and timers.first_pass is not None:
+        timers.first_pass.stop()
+        timers.first_pass = None
+    if settled:
+        _write_manifest(daemon, timers)
+    notifier.status(status_line(daemon))
+
+
+def _write_manifest(daemon: Daemon, timers: Timers, force: bool = False) -> None:
+    """Rewrite the manifest after changes, once the queue has settled."""
+    path = daemon.settings.state.manifest
+    version = daemon.metrics.changes
+    if path is None or (version == timers.manifest_written and not force):
+        return
+    write_manifest(path, manifest_data(daemon.journal, str(daemon.root)))
+    timers.manifest_written = version
+    log.debug("manifest written", path=str(path), at=rfc3339(time.time()))

@@ -1,0 +1,172 @@
+"""The systemd units in deploy/: `systemd-analyze verify` is clean, the offline security review
+scores an overall exposure of at most 2.0, and the API key only ever arrives as a credential."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from syncd.config import CREDENTIAL_NAME, SyncSettings
+
+REPO = Path(__file__).resolve().parent.parent
+DEPLOY = REPO / "deploy"
+SINGLE = DEPLOY / "syncd.service"
+TEMPLATE = DEPLOY / "syncd@.service"
+INSTALLED_SYNCD = "/usr/local/bin/syncd"
+MAX_EXPOSURE = 2.0
+TIMEOUT = 120
+
+# (unit file in deploy/, the name it is checked under: the template as an instance)
+UNITS = [(SINGLE, "syncd.service"), (TEMPLATE, "syncd@docs.service")]
+UNIT_IDS = ["syncd.service", "syncd@.service"]
+
+EXPOSURE_LINE = re.compile(r"Overall exposure level for (\S+): (\d+(?:\.\d+)?)")
+# The settings that carry the instance name, and what the single unit has in their place.
+INSTANCE_SETTINGS = {
+    "Description": (
+        "syncd: mirror a folder to Anthropic's Files API",
+        "syncd: mirror a folder to Anthropic's Files API (%i)",
+    ),
+    "ExecStart": (
+        f"{INSTALLED_SYNCD} run --config /etc/syncd/config.toml",
+        f"{INSTALLED_SYNCD} run --config /etc/syncd/%i.toml",
+    ),
+    "StateDirectory": ("syncd", "syncd/%i"),
+    "LoadCredential": (
+        "anthropic_api_key:/etc/syncd/api-key",
+        "anthropic_api_key:/etc/syncd/%i.key",
+    ),
+}
+
+
+def directives(path: Path) -> list[tuple[str, str, str]]:
+    """(section, key, value) for every setting in a unit file, comments and blanks skipped."""
+    section = ""
+    found = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        key, sep, value = line.partition("=")
+        assert "=" == sep, f"{path.name}: not a setting: {raw!r}"
+        found.append((section, key.strip(), value.strip()))
+    return found
+
+
+def values(path: Path, key: str) -> list[str]:
+    """Every value of ``key`` in ``path``, in order."""
+    return [value for _, k, value in directives(path) if k == key]
+
+
+def systemd_analyze() -> str:
+    """The systemd-analyze binary, or skip the test when this machine has none."""
+    binary = shutil.which("systemd-analyze")
+    if binary is None:
+        pytest.skip("systemd-analyze is not installed (it comes with the systemd package)")
+    return binary
+
+
+def stand_in_syncd() -> str:
+    """An executable that exists here, to stand in for /usr/local/bin/syncd in `verify`."""
+    script = Path(sys.executable).parent / "syncd"
+    return str(script) if os.access(script, os.X_OK) else sys.executable
+
+
+def unit_copy(source: Path, name: str, tmp_path: Path) -> Path:
+    """The unit copied to ``tmp_path/name`` with binaries that are not on this machine swapped
+    for one that is (`verify` checks that every Exec*= binary exists)."""
+    text = source.read_text(encoding="utf-8")
+    stand_in = stand_in_syncd()
+    if any(ch.isspace() for ch in stand_in):
+        stand_in = f'"{stand_in}"'
+    text = text.replace(f"={INSTALLED_SYNCD} ", f"={stand_in} ")
+    if not os.access("/bin/kill", os.X_OK):  # slim images without procps
+        text = text.replace("=/bin/kill ", f"={stand_in} ")
+    unit = tmp_path / name
+    unit.write_text(text, encoding="utf-8")
+    return unit
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run systemd-analyze without a pager or colours, capturing text output."""
+    env = {**os.environ, "SYSTEMD_PAGER": "", "SYSTEMD_COLORS": "0", "LC_ALL": "C.UTF-8"}
+    return subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, encoding="utf-8",
+        errors="replace", timeout=TIMEOUT, check=False,
+    )
+
+
+@pytest.mark.parametrize(("source", "name"), UNITS, ids=UNIT_IDS)
+def test_verify_is_clean(source: Path, name: str, tmp_path: Path) -> None:
+    """`systemd-analyze verify` accepts the unit with no warning about it."""
+    binary = systemd_analyze()
+    unit = unit_copy(source, name, tmp_path)
+    result = run([binary, "verify", "--recursive-errors=no", "--man=no", unit.name], tmp_path)
+    about_unit = [line for line in result.stderr.splitlines() if name in line]
+    assert [] == about_unit, result.stderr
+    assert 0 == result.returncode, result.stderr
+
+
+@pytest.mark.parametrize(("source", "name"), UNITS, ids=UNIT_IDS)
+def test_security_exposure_at_most_two(source: Path, name: str, tmp_path: Path) -> None:
+    """`systemd-analyze security --offline=true` rates the unit's overall exposure <= 2.0."""
+    binary = systemd_analyze()
+    unit = unit_copy(source, name, tmp_path)
+    threshold = f"--threshold={round(MAX_EXPOSURE * 10)}"  # in tenths
+    result = run(
+        [binary, "security", "--offline=true", threshold, "--no-pager", unit.name], tmp_path
+    )
+    scores = EXPOSURE_LINE.findall(result.stdout)
+    assert 1 == len(scores), result.stdout + result.stderr
+    assert name == scores[0][0]
+    exposure = float(scores[0][1])
+    assert exposure <= MAX_EXPOSURE, result.stdout
+    assert 0 == result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("source", [SINGLE, TEMPLATE], ids=UNIT_IDS)
+def test_key_arrives_only_as_credential(source: Path) -> None:
+    """The key comes in through LoadCredential=anthropic_api_key, never the environment."""
+    assert [] == [v for v in values(source, "Environment") if re.search(r"key|anthropic", v, re.I)]
+    assert [] == values(source, "EnvironmentFile")
+    assert [] == values(source, "SetCredential")
+    assert [] == values(source, "PassEnvironment")
+    assert "sk-ant" not in source.read_text(encoding="utf-8")
+    credentials = values(source, "LoadCredential")
+    assert 1 == len(credentials)
+    name, _, key_file = credentials[0].partition(":")
+    assert CREDENTIAL_NAME == name
+    assert key_file.startswith("/etc/syncd/")
+
+
+@pytest.mark.parametrize("source", [SINGLE, TEMPLATE], ids=UNIT_IDS)
+def test_lifecycle_matches_the_daemon(source: Path) -> None:
+    """Notify with a watchdog, HUP to reload, and a stop timeout above syncd's drain time."""
+    assert ["notify"] == values(source, "Type")
+    assert ["main"] == values(source, "NotifyAccess")
+    assert ["60"] == values(source, "WatchdogSec")
+    assert ["on-failure"] == values(source, "Restart")
+    assert ["/bin/kill -HUP $MAINPID"] == values(source, "ExecReload")
+    drain = SyncSettings().shutdown_timeout_seconds
+    stop = values(source, "TimeoutStopSec")
+    assert 1 == len(stop)
+    assert float(stop[0]) > drain
+
+
+def test_template_differs_only_by_instance() -> None:
+    """syncd@.service is syncd.service with %i in the config, state, key and description."""
+    single = [(s, k, v) for s, k, v in directives(SINGLE) if k not in INSTANCE_SETTINGS]
+    template = [(s, k, v) for s, k, v in directives(TEMPLATE) if k not in INSTANCE_SETTINGS]
+    assert single == template
+    for key, (expected_single, expected_template) in INSTANCE_SETTINGS.items():
+        assert [expected_single] == values(SINGLE, key)
+        assert [expected_template] == values(TEMPLATE, key)
