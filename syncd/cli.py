@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.add_argument("prefix", nargs="?", default="", metavar="PATH-PREFIX")
     command("errors", "paths in error state, with the reason")
+    config = sub.add_parser("config", help="check a configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    check = config_sub.add_parser("check", help="validate the config, key source, root, journal")
+    check.add_argument("--config", "-c", type=Path, required=True, metavar="FILE")
+    check.add_argument("--online", action="store_true", help="also make one list call")
     add_emulator_arguments(command("emulator", "run the local Files API emulator"))
     demo = command("demo", "mirror a sample folder to a throw-away emulator")
     demo.add_argument("folder", nargs="?", type=Path, help="folder to mirror (default: a sample)")
@@ -155,6 +160,13 @@ def cmd_errors(args: argparse.Namespace) -> int:
     return print_errors(load_settings(args.config))
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    """``syncd config check``."""
+    from syncd.check import run_checks
+
+    return run_checks(load_settings(args.config), args.online, print)
+
+
 def cmd_emulator(args: argparse.Namespace) -> int:
     """``syncd emulator``."""
     return run_emulator_cli(args)
@@ -173,6 +185,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "ls": cmd_ls,
     "errors": cmd_errors,
+    "config": cmd_config,
     "emulator": cmd_emulator,
     "demo": cmd_demo,
 }
