@@ -51,12 +51,39 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     data = status_data(settings)
     if as_json:
         print(json.dumps(data, indent=2))
-    else:
-        width = max(len(k) for k in data)
-        for key, value in data.items():
-            shown = "-" if value is None else value
-            print(f"{key.replace('_', ' '):<{width}}  {shown}")
+        return 1 if data["errors"] else 0
+    pid = data["daemon_pid"]
+    foreign = data["foreign_files"]
+    lines = [
+        ("root", data["root"]),
+        ("journal", data["journal"]),
+        ("daemon", f"running (pid {pid})" if pid else "not running"),
+        ("synced", f"{data['synced']} files, {_size(data['synced_bytes'])}"),
+        ("pending", f"{data['pending']} (queued, uploading, retrying or owed deletions)"),
+        ("errors", str(data["errors"])),
+        ("foreign files", "unknown until a reconcile" if foreign is None else str(foreign)),
+        ("last scan", data["last_scan"] or "never"),
+        ("last reconcile", data["last_reconcile"] or "never"),
+        ("pacing", f"{data['requests_per_minute']:g} requests/min"),
+    ]
+    for key, value in lines:
+        print(f"{key:<15} {value}")
+    if data["errors"]:
+        print("\npaths in error (fix the file, then it is retried; `syncd errors` lists all):")
+        with Journal.open_readonly(settings.journal_path) as journal:
+            for row in journal.errors()[:10]:
+                if row.failure is not None and row.failure.kind == "permanent":
+                    print(f"  {row.path}: {row.failure.message}")
     return 1 if data["errors"] else 0
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"
 
 
 def print_ls(settings: Settings, prefix: str = "", as_json: bool = False) -> int:

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,11 @@ from syncd.config import CREDENTIAL_NAME, SyncSettings
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
+README = DEPLOY / "README.md"
 SINGLE = DEPLOY / "syncd.service"
 TEMPLATE = DEPLOY / "syncd@.service"
 INSTALLED_SYNCD = "/usr/local/bin/syncd"
+DOCUMENTED_SYNCD = "/opt/syncd/bin/syncd"  # the venv install in deploy/README.md
 MAX_EXPOSURE = 2.0
 TIMEOUT = 120
 
@@ -26,6 +29,7 @@ TIMEOUT = 120
 UNITS = [(SINGLE, "syncd.service"), (TEMPLATE, "syncd@docs.service")]
 UNIT_IDS = ["syncd.service", "syncd@.service"]
 
+INI_BLOCK = re.compile(r"^ *```ini\n(.*?)^ *```", re.M | re.S)
 EXPOSURE_LINE = re.compile(r"Overall exposure level for (\S+): (\d+(?:\.\d+)?)")
 # The settings that carry the instance name, and what the single unit has in their place.
 INSTANCE_SETTINGS = {
@@ -84,16 +88,48 @@ def stand_in_syncd() -> str:
 def unit_copy(source: Path, name: str, tmp_path: Path) -> Path:
     """The unit copied to ``tmp_path/name`` with binaries that are not on this machine swapped
     for one that is (`verify` checks that every Exec*= binary exists)."""
-    text = source.read_text(encoding="utf-8")
+    unit = tmp_path / name
+    unit.write_text(runnable_here(source.read_text(encoding="utf-8")), encoding="utf-8")
+    return unit
+
+
+def runnable_here(text: str) -> str:
+    """Unit text with the syncd (and, where missing, kill) binaries pointed at real ones."""
     stand_in = stand_in_syncd()
     if any(ch.isspace() for ch in stand_in):
         stand_in = f'"{stand_in}"'
-    text = text.replace(f"={INSTALLED_SYNCD} ", f"={stand_in} ")
+    for syncd in (INSTALLED_SYNCD, DOCUMENTED_SYNCD):
+        text = text.replace(f"={syncd} ", f"={stand_in} ")
     if not os.access("/bin/kill", os.X_OK):  # slim images without procps
         text = text.replace("=/bin/kill ", f"={stand_in} ")
-    unit = tmp_path / name
-    unit.write_text(text, encoding="utf-8")
-    return unit
+    return text
+
+
+def documented_drop_ins() -> list[str]:
+    """The ```ini drop-ins shown in deploy/README.md, dedented."""
+    return [textwrap.dedent(block) for block in INI_BLOCK.findall(README.read_text("utf-8"))]
+
+
+def exposure(binary: str, unit: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """The overall exposure `security --offline=true` gives the unit, and the run itself."""
+    threshold = f"--threshold={round(MAX_EXPOSURE * 10)}"  # in tenths
+    result = run(
+        [binary, "security", "--offline=true", threshold, "--no-pager", unit.name], unit.parent
+    )
+    scores = EXPOSURE_LINE.findall(result.stdout)
+    assert 1 == len(scores), result.stdout + result.stderr
+    assert unit.name == scores[0][0]
+    return float(scores[0][1]), result
+
+
+def verify(binary: str, unit: Path) -> None:
+    """Assert `systemd-analyze verify` has nothing to say about the unit or its drop-ins."""
+    result = run(
+        [binary, "verify", "--recursive-errors=no", "--man=no", unit.name], unit.parent
+    )
+    about_unit = [line for line in result.stderr.splitlines() if unit.name in line]
+    assert [] == about_unit, result.stderr
+    assert 0 == result.returncode, result.stderr
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -109,28 +145,32 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_verify_is_clean(source: Path, name: str, tmp_path: Path) -> None:
     """`systemd-analyze verify` accepts the unit with no warning about it."""
     binary = systemd_analyze()
-    unit = unit_copy(source, name, tmp_path)
-    result = run([binary, "verify", "--recursive-errors=no", "--man=no", unit.name], tmp_path)
-    about_unit = [line for line in result.stderr.splitlines() if name in line]
-    assert [] == about_unit, result.stderr
-    assert 0 == result.returncode, result.stderr
+    verify(binary, unit_copy(source, name, tmp_path))
 
 
 @pytest.mark.parametrize(("source", "name"), UNITS, ids=UNIT_IDS)
 def test_security_exposure_at_most_two(source: Path, name: str, tmp_path: Path) -> None:
     """`systemd-analyze security --offline=true` rates the unit's overall exposure <= 2.0."""
     binary = systemd_analyze()
-    unit = unit_copy(source, name, tmp_path)
-    threshold = f"--threshold={round(MAX_EXPOSURE * 10)}"  # in tenths
-    result = run(
-        [binary, "security", "--offline=true", threshold, "--no-pager", unit.name], tmp_path
-    )
-    scores = EXPOSURE_LINE.findall(result.stdout)
-    assert 1 == len(scores), result.stdout + result.stderr
-    assert name == scores[0][0]
-    exposure = float(scores[0][1])
-    assert exposure <= MAX_EXPOSURE, result.stdout
+    level, result = exposure(binary, unit_copy(source, name, tmp_path))
+    assert level <= MAX_EXPOSURE, result.stdout
     assert 0 == result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("source", "name"), UNITS, ids=UNIT_IDS)
+def test_documented_drop_ins_keep_units_clean(source: Path, name: str, tmp_path: Path) -> None:
+    """Each drop-in deploy/README.md shows verifies cleanly and keeps exposure <= 2.0."""
+    binary = systemd_analyze()
+    drop_ins = documented_drop_ins()
+    assert 3 == len(drop_ins)
+    for index, drop_in in enumerate(drop_ins):
+        conf = tmp_path / str(index) / f"{name}.d" / "override.conf"
+        conf.parent.mkdir(parents=True)
+        conf.write_text(runnable_here(drop_in), encoding="utf-8")
+        unit = unit_copy(source, name, tmp_path / str(index))
+        verify(binary, unit)
+        level, result = exposure(binary, unit)
+        assert level <= MAX_EXPOSURE, drop_in + result.stdout
 
 
 @pytest.mark.parametrize("source", [SINGLE, TEMPLATE], ids=UNIT_IDS)
