@@ -3,8 +3,12 @@
 It owns the lifecycle systemd sees: READY=1 once the journal is open, the key has been proven
 by the start-up listing and the start-up scan is queued; WATCHDOG=1 from this very loop (a
 wedged loop stops pinging and gets restarted); STATUS= whenever the one-line summary changes;
-STOPPING=1 and a bounded drain on SIGTERM. It also rescans and reconciles on their timers, pays
-deletions, reloads on SIGHUP and keeps the manifest current.
+STOPPING=1 and a bounded drain on SIGTERM. It also rescans on its timer, reloads on SIGHUP and
+keeps the manifest current.
+
+Work that waits on the network at the pacer's rate (paying deletions, a reconcile of many pages)
+runs in a second thread, the janitor, so the loop keeps its beat; the loop stops pinging the
+watchdog if the janitor has not finished a turn for ``JANITOR_STALL`` seconds.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from syncd.errors import JournalError, SyncdError
 from syncd.manifest import manifest_data, rfc3339, write_manifest
 from syncd.notify import Notifier
 from syncd.progress import PassProgress
@@ -28,6 +33,48 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("syncd.loop")
 TICK = 0.5
+JANITOR_STALL = 900.0  # longer than any single paced request with all its retries
+
+
+class Janitor:
+    """A thread paying deletions and reconciling on a timer; its heartbeat shows it is alive."""
+
+    def __init__(self, daemon: Daemon, stop: threading.Event) -> None:
+        self._daemon = daemon
+        self._stop = stop
+        self.heartbeat = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="syncd-janitor", daemon=True)
+
+    def start(self) -> Janitor:
+        """Start the thread."""
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to end (after ``stop`` is set); True if it did."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def healthy(self) -> bool:
+        """True while the thread runs and finished a turn recently."""
+        fresh = time.monotonic() - self.heartbeat < JANITOR_STALL
+        return self._thread.is_alive() and fresh
+
+    def _run(self) -> None:
+        daemon = self._daemon
+        sync = daemon.settings.sync
+        next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
+        while not self._stop.wait(TICK) and daemon.fatal is None:
+            try:
+                daemon.run_deletions(quiet=max(1.0, sync.settle_seconds))
+                if time.monotonic() >= next_reconcile:
+                    daemon.reconciler.run()
+                    next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
+            except JournalError as exc:
+                daemon.on_fatal(exc)
+            except SyncdError as exc:  # the service is unreachable, say: try again later
+                log.warning("janitor turn failed", error=str(exc))
+            self.heartbeat = time.monotonic()
 
 
 @dataclass
@@ -35,7 +82,6 @@ class Timers:
     """When the next periodic jobs are due (monotonic seconds)."""
 
     scan: float
-    reconcile: float
     manifest_written: int = -1
     first_pass: PassProgress | None = field(default=None)
 
@@ -66,9 +112,8 @@ def run_loop(
     observer = start_watcher(daemon.root, daemon.hints())
     pool = WorkerPool(daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal)
     pool.start()
-    now = time.monotonic()
-    timers = Timers(scan=now + sync.rescan_interval_seconds,
-                    reconcile=now + sync.reconcile_interval_seconds)
+    timers = Timers(scan=time.monotonic() + sync.rescan_interval_seconds)
+    janitor = Janitor(daemon, stop).start()
     if progress:
         timers.first_pass = daemon.progress(scanned).start()
     notifier.ready(status_line(daemon))
@@ -76,13 +121,18 @@ def run_loop(
         on_ready()
     try:
         while not stop.wait(TICK) and daemon.fatal is None:
+            if janitor.healthy():
+                notifier.ping()
             _tick(daemon, notifier, timers)
     finally:
+        stop.set()
         notifier.stopping()
         if timers.first_pass:
             timers.first_pass.stop()
         stop_watcher(observer)
-        drained = pool.stop(time.monotonic() + sync.shutdown_timeout_seconds)
+        deadline = time.monotonic() + sync.shutdown_timeout_seconds
+        drained = pool.stop(deadline)
+        drained = janitor.join(max(0.0, deadline - time.monotonic())) and drained
         daemon.drained = drained
         if drained:
             _write_manifest(daemon, timers, force=True)
@@ -92,17 +142,12 @@ def run_loop(
 
 def _tick(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
     """One turn of the loop: every job checks whether it is due."""
-    notifier.ping()
     sync = daemon.settings.sync
     daemon.apply_pending_reload()
     daemon.publish_depth()
     if daemon.wants_rescan() or time.monotonic() >= timers.scan:
         daemon.rescan()
         timers.scan = time.monotonic() + sync.rescan_interval_seconds
-    daemon.run_deletions(quiet=max(1.0, sync.settle_seconds))
-    if time.monotonic() >= timers.reconcile:
-        daemon.reconciler.run()
-        timers.reconcile = time.monotonic() + sync.reconcile_interval_seconds
     settled = daemon.queue.idle()
     if settled and timers.first_pass is not None:
         timers.first_pass.stop()

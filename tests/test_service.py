@@ -243,3 +243,22 @@ def test_demo_once_runs_end_to_end(tmp_path: Path) -> None:
     assert ["README.txt", "notes/2026/ideas.md", "prices.csv", "report.pdf"] == [
         r[0] for r in rows
     ]
+
+
+def test_watchdog_pings_stop_when_the_janitor_stalls(tmp_path: Path) -> None:
+    """The loop vouches for the janitor only while it turns: a stalled one means no WATCHDOG=1."""
+    import threading
+
+    from syncd.loop import JANITOR_STALL, Janitor
+
+    with bench(tmp_path) as b, b.daemon() as daemon:
+        stop = threading.Event()
+        janitor = Janitor(daemon, stop)
+        before_start = janitor.healthy()
+        janitor.start()
+        running = janitor.healthy()
+        janitor.heartbeat -= JANITOR_STALL + 1
+        stalled = janitor.healthy()
+        stop.set()
+        janitor.join(10)
+    assert (False, True, False) == (before_start, running, stalled)
