@@ -252,13 +252,22 @@ def test_watchdog_pings_stop_when_the_janitor_stalls(tmp_path: Path) -> None:
     from syncd.loop import JANITOR_STALL, Janitor
 
     with bench(tmp_path) as b, b.daemon() as daemon:
-        stop = threading.Event()
+        stop, entered, release = threading.Event(), threading.Event(), threading.Event()
+
+        def wedged(quiet: float = 0.0) -> int:
+            entered.set()
+            release.wait(10)  # a turn stuck on the network
+            return 0
+
+        daemon.run_deletions = wedged  # type: ignore[method-assign]
         janitor = Janitor(daemon, stop)
         before_start = janitor.healthy()
         janitor.start()
         running = janitor.healthy()
-        janitor.heartbeat -= JANITOR_STALL + 1
+        assert entered.wait(10)
+        janitor.heartbeat -= JANITOR_STALL + 1  # as if the turn had lasted that long
         stalled = janitor.healthy()
         stop.set()
+        release.set()
         janitor.join(10)
     assert (False, True, False) == (before_start, running, stalled)
