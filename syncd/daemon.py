@@ -84,6 +84,7 @@ class Daemon:
         self.syncer = Syncer(self.ctx)
         self.reconciler = Reconciler(self.ctx, self.gate)
         self.fatal: BaseException | None = None
+        self.suspended: str | None = None  # why the journal cannot be written, while it can't
         self.drained = True
         self._rescan_reason: str | None = None
         self._reload: Reload | None = None
@@ -223,9 +224,31 @@ class Daemon:
             self.queue.done(path)
 
     def on_fatal(self, exc: BaseException) -> None:
-        """A worker met an error the daemon cannot continue after (the journal failed)."""
+        """An error the daemon cannot continue after."""
         log.error("fatal", error=str(exc))
         self.fatal = exc
+
+    def on_journal_error(self, exc: JournalError) -> None:
+        """The journal cannot be written (disk full, read-only): stop taking work, say so."""
+        if self.suspended is None:
+            log.error("journal not writable; pausing until it is", error=str(exc))
+        self.suspended = str(exc)
+
+    def working(self) -> bool:
+        """False while the journal cannot be written."""
+        return self.suspended is None
+
+    def probe_journal(self) -> None:
+        """While suspended, try a small write; on success resume and rescan what was missed."""
+        if self.suspended is None:
+            return
+        try:
+            self.journal.set_meta("writable_probe", str(self.clock()))
+        except JournalError:
+            return
+        log.info("journal writable again; resuming", was=self.suspended)
+        self.suspended = None
+        self.request_rescan("journal writable again")
 
     def hints(self) -> Hints:
         """Where the watcher sends what it saw."""

@@ -65,13 +65,16 @@ class Janitor:
         sync = daemon.settings.sync
         next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
         while not self._stop.wait(TICK) and daemon.fatal is None:
+            self.heartbeat = time.monotonic()
+            if not daemon.working():
+                continue
             try:
                 daemon.run_deletions(quiet=max(1.0, sync.settle_seconds))
                 if time.monotonic() >= next_reconcile:
                     daemon.reconciler.run()
                     next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
             except JournalError as exc:
-                daemon.on_fatal(exc)
+                daemon.on_journal_error(exc)
             except SyncdError as exc:  # the service is unreachable, say: try again later
                 log.warning("janitor turn failed", error=str(exc))
             self.heartbeat = time.monotonic()
@@ -110,7 +113,9 @@ def run_loop(
     daemon.reconciler.run()
     scanned = daemon.scan()
     observer = start_watcher(daemon.root, daemon.hints())
-    pool = WorkerPool(daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal)
+    pool = WorkerPool(
+        daemon.syncer, daemon.queue, sync.workers, daemon.on_journal_error, daemon.working
+    )
     pool.start()
     timers = Timers(scan=time.monotonic() + sync.rescan_interval_seconds)
     janitor = Janitor(daemon, stop).start()
@@ -142,6 +147,17 @@ def run_loop(
 
 def _tick(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
     """One turn of the loop: every job checks whether it is due."""
+    daemon.probe_journal()
+    if not daemon.working():
+        notifier.status(f"PAUSED: {daemon.suspended}")
+        return
+    try:
+        _due_jobs(daemon, notifier, timers)
+    except JournalError as exc:
+        daemon.on_journal_error(exc)
+
+
+def _due_jobs(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
     sync = daemon.settings.sync
     daemon.apply_pending_reload()
     daemon.publish_depth()

@@ -197,12 +197,19 @@ def hash_file(path: Path) -> str:
 class WorkerPool:
     """``n`` threads taking paths from the queue until stopped."""
 
-    def __init__(self, syncer: Syncer, queue: DirtyQueue, n: int,
-                 on_fatal: Callable[[BaseException], None]) -> None:
+    def __init__(
+        self,
+        syncer: Syncer,
+        queue: DirtyQueue,
+        n: int,
+        on_journal_error: Callable[[JournalError], None],
+        may_work: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._syncer = syncer
         self._queue = queue
         self._stop = threading.Event()
-        self._on_fatal = on_fatal
+        self._on_journal_error = on_journal_error
+        self._may_work = may_work
         self._threads = [
             threading.Thread(target=self._run, name=f"syncd-worker-{i}", daemon=True)
             for i in range(n)
@@ -226,6 +233,9 @@ class WorkerPool:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._may_work():
+                self._stop.wait(0.5)  # the journal cannot be written: take no work
+                continue
             path = self._queue.get(timeout=0.5)
             if path is None:
                 continue
@@ -234,7 +244,8 @@ class WorkerPool:
             try:
                 self._syncer.process(path)
             except JournalError as exc:
-                self._on_fatal(exc)
+                self._queue.defer(path, time.time() + 1)  # lose nothing: look again later
+                self._on_journal_error(exc)
             except (PermanentError, TransientError) as exc:
                 log.warning("action failed", path=path, error=str(exc))
                 self._queue.defer(path, time.time() + 30)
