@@ -148,6 +148,11 @@ class DirtyQueue:
             self._stopped = True
             self._cond.notify_all()
 
+    def wake(self) -> None:
+        """Wake every waiter without stopping the queue (a worker pool is shutting down)."""
+        with self._cond:
+            self._cond.notify_all()
+
     def _ready_at(self, entry: _Entry) -> float:
         settled = min(entry.last + self.settle, entry.first + self.settle_max)
         return max(entry.not_before, settled)

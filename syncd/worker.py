@@ -226,7 +226,7 @@ class WorkerPool:
         """Stop taking work; wait until ``deadline`` (monotonic) for in-flight paths. True if all
         threads finished."""
         self._stop.set()
-        self._queue.stop()
+        self._queue.wake()  # the queue outlives this pool: `sync` then `run` share it
         for thread in self._threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
@@ -239,6 +239,10 @@ class WorkerPool:
             path = self._queue.get(timeout=0.5)
             if path is None:
                 continue
+            if self._stop.is_set():  # shutting down: leave it for the next run
+                self._queue.done(path)
+                self._queue.mark(path, settle=False)
+                break
             with self._lock:
                 self.busy += 1
             try:

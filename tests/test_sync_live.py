@@ -147,3 +147,22 @@ def test_file_of_150_mb(tmp_path: Path) -> None:
                     out.write(block[i:] + block[:i])
             wait_until(b.converged, timeout=90, what="150 MB file mirrored")
             assert {"upload": 1} == b.counts()
+
+
+def test_sync_then_run_on_one_daemon(tmp_path: Path) -> None:
+    """A daemon that ran `sync_once` (as `syncd demo` does) keeps working when it then runs."""
+    import threading
+
+    with bench(tmp_path) as b, b.daemon() as daemon:
+        b.write("first.txt", b"1")
+        daemon.sync_once()
+        stop = threading.Event()
+        runner = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+        runner.start()
+        try:
+            b.write("second.txt", b"2")
+            wait_until(b.converged, what="second file mirrored by the same daemon")
+        finally:
+            stop.set()
+            runner.join(timeout=30)
+        assert ["first.txt", "second.txt"] == sorted(b.remote())
