@@ -132,6 +132,8 @@ class Daemon:
             log.error("reload failed; keeping the previous configuration", error=str(exc))
             return
         self.settings = settings
+        if not self.options.allow_mass_delete:
+            self.gate.max_fraction = settings.sync.max_delete_fraction
         log.info("reloaded", ignore=str(self.ctx.rules))
         self.request_rescan("configuration reloaded")
 
@@ -368,7 +370,7 @@ class Daemon:
         if listen.listen:
             self.metrics.serve(listen.listen, listen.is_loopback())
         code = run_loop(self, stop, notifier or Notifier(), on_ready, self.options.progress)
-        if isinstance(self.fatal, JournalError):
+        if self.fatal is not None:
             raise self.fatal
         return code
 

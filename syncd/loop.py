@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from syncd.errors import JournalError, SyncdError
+from syncd.errors import AuthenticationFailed, JournalError, SyncdError
 from syncd.manifest import manifest_data, rfc3339, write_manifest
 from syncd.notify import Notifier
 from syncd.progress import PassProgress
@@ -75,6 +75,8 @@ class Janitor:
                     next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
             except JournalError as exc:
                 daemon.on_journal_error(exc)
+            except AuthenticationFailed as exc:
+                daemon.on_fatal(exc)
             except SyncdError as exc:  # the service is unreachable, say: try again later
                 log.warning("janitor turn failed", error=str(exc))
             self.heartbeat = time.monotonic()
@@ -114,7 +116,8 @@ def run_loop(
     scanned = daemon.scan()
     observer = start_watcher(daemon.root, daemon.hints())
     pool = WorkerPool(
-        daemon.syncer, daemon.queue, sync.workers, daemon.on_journal_error, daemon.working
+        daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal, daemon.on_journal_error,
+        daemon.working,
     )
     pool.start()
     timers = Timers(scan=time.monotonic() + sync.rescan_interval_seconds)

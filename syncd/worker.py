@@ -26,6 +26,7 @@ from syncd.deletes import DeleteGate
 from syncd.dirtyqueue import DirtyQueue
 from syncd.errors import (
     ApiError,
+    AuthenticationFailed,
     ConnectionFailed,
     FileChangedError,
     JournalError,
@@ -119,6 +120,8 @@ class Syncer:
         except ApiError as exc:
             if not isinstance(exc, ConnectionFailed):
                 ctx.journal.drop_intent(intent.id)  # an answer came back: nothing was stored
+            if isinstance(exc, AuthenticationFailed):
+                raise  # the key, not this file: every path would fail the same way
             self._fail(path, local, row, exc, transient=isinstance(exc, TransientError))
             return
         except LocalFileError as exc:
@@ -202,13 +205,15 @@ class WorkerPool:
         syncer: Syncer,
         queue: DirtyQueue,
         n: int,
-        on_journal_error: Callable[[JournalError], None],
+        on_fatal: Callable[[BaseException], None],
+        on_journal_error: Callable[[JournalError], None] | None = None,
         may_work: Callable[[], bool] = lambda: True,
     ) -> None:
         self._syncer = syncer
         self._queue = queue
         self._stop = threading.Event()
-        self._on_journal_error = on_journal_error
+        self._on_fatal = on_fatal
+        self._on_journal_error = on_journal_error or on_fatal
         self._may_work = may_work
         self._threads = [
             threading.Thread(target=self._run, name=f"syncd-worker-{i}", daemon=True)
@@ -250,6 +255,9 @@ class WorkerPool:
             except JournalError as exc:
                 self._queue.defer(path, time.time() + 1)  # lose nothing: look again later
                 self._on_journal_error(exc)
+            except AuthenticationFailed as exc:
+                self._queue.defer(path, time.time() + 1)
+                self._on_fatal(exc)
             except (PermanentError, TransientError) as exc:
                 log.warning("action failed", path=path, error=str(exc))
                 self._queue.defer(path, time.time() + 30)

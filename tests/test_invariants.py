@@ -154,3 +154,43 @@ def test_8_the_key_never_appears(tmp_path: Path) -> None:
     assert '"event": "uploaded"' in text  # the logs were captured
     assert API_KEY not in text
     assert API_KEY.encode() not in journal_bytes
+
+
+class Revocable(httpx.HTTPTransport):
+    """Sends a wrong key once `revoked` is set, as if the key were revoked mid-run."""
+
+    revoked = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.revoked:
+            request.headers["x-api-key"] = "sk-ant-revoked"
+        return super().handle_request(request)
+
+
+def test_6_a_revoked_key_stops_the_daemon_without_marking_files(tmp_path: Path) -> None:
+    """A 401 mid-run is the key's fault: the daemon stops; no path is put in error state."""
+    import threading
+
+    from syncd.errors import AuthenticationFailed
+
+    with bench(tmp_path) as b:
+        transport = Revocable()
+        b.client_options = {"transport": transport}
+        with b.daemon() as daemon:
+            stop = threading.Event()
+            raised: list[BaseException] = []
+
+            def run() -> None:
+                try:
+                    daemon.run(stop)
+                except AuthenticationFailed as exc:
+                    raised.append(exc)
+
+            runner = threading.Thread(target=run, daemon=True)
+            runner.start()
+            wait_until(lambda: daemon.journal.get_meta("last_scan") is not None, what="started")
+            transport.revoked = True
+            b.write("after.txt", b"uploaded with a revoked key")
+            runner.join(timeout=30)
+            errors = daemon.journal.errors()
+        assert (1, []) == (len(raised), errors)
