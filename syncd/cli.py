@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     ls.add_argument("prefix", nargs="?", default="", metavar="PATH-PREFIX")
     command("errors", "paths in error state, with the reason")
+    rebuild = command("rebuild", "rebuild a lost or corrupt journal from the remote listing"
+                      " (lists only: nothing is uploaded or deleted)")
+    rebuild.add_argument("--force", action="store_true",
+                         help="move an existing, healthy journal aside first")
     config = sub.add_parser("config", help="check a configuration")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     check = config_sub.add_parser("check", help="validate the config, key source, root, journal")
@@ -75,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"the service rejected the API key ({exc}); check ANTHROPIC_API_KEY or "
                      "[remote] api_key_file")
     except SafetyStop as exc:
-        return _fail(str(exc), code=1)
+        return _fail(f"{exc}; create it, mount it, or fix `root` in the config")
     except SyncdError as exc:
         return _fail(str(exc), code=1)
     except KeyboardInterrupt:
@@ -160,6 +164,13 @@ def cmd_errors(args: argparse.Namespace) -> int:
     return print_errors(load_settings(args.config))
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    """``syncd rebuild``."""
+    from syncd.rebuild import run_rebuild
+
+    return run_rebuild(_settings(args), force=args.force, out=sys.stdout)
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     """``syncd config check``."""
     from syncd.check import run_checks
@@ -185,6 +196,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "ls": cmd_ls,
     "errors": cmd_errors,
+    "rebuild": cmd_rebuild,
     "config": cmd_config,
     "emulator": cmd_emulator,
     "demo": cmd_demo,

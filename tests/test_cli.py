@@ -175,3 +175,13 @@ def test_fifo_and_outside_symlink_are_skipped(tmp_path: Path) -> None:
         assert ["a.txt"] == sorted(b.remote())
         skipped = [e["path"] for e in logs if e["event"] == "skipped"]
         assert ["pipe"] == skipped
+
+
+def test_missing_root_directory_is_one_line_exit_2(tmp_path: Path) -> None:
+    """A root that does not exist: one line naming it and the fix, exit 2, nothing deleted."""
+    with bench(tmp_path) as b:
+        config = config_for(b, tmp_path / "c.toml")
+        b.root.rmdir()
+        result = run_cli("sync", "--config", str(config))
+    assert (2, 1) == (result.returncode, len(result.stderr.strip().splitlines()))
+    assert str(b.root) in result.stderr and "fix `root`" in result.stderr
