@@ -287,6 +287,7 @@ class Daemon:
 
     def sync_once(self) -> int:
         """One full pass: reconcile, scan, upload, delete; 0 converged, 1 paths in error."""
+        check_root(self.root)  # before any request: a missing root stops here
         self.reconciler.run()
         scanned = self.scan()
         pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self.on_fatal)

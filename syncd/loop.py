@@ -25,6 +25,7 @@ from syncd.errors import AuthenticationFailed, JournalError, SyncdError
 from syncd.manifest import manifest_data, rfc3339, write_manifest
 from syncd.notify import Notifier
 from syncd.progress import PassProgress
+from syncd.scan import check_root
 from syncd.watcher import start_watcher, stop_watcher
 from syncd.worker import WorkerPool
 
@@ -111,6 +112,7 @@ def run_loop(
 ) -> int:
     """Mirror until ``stop`` is set; 0 on a clean stop."""
     sync = daemon.settings.sync
+    check_root(daemon.root)  # before any request: a missing root stops here
     notifier.status("starting: listing the workspace")
     daemon.reconciler.run()
     scanned = daemon.scan()
