@@ -8,6 +8,7 @@ down. :meth:`Daemon.sync_once` runs the workers until the queue is empty and ret
 
 from __future__ import annotations
 
+import glob
 import os
 import threading
 import time
@@ -111,8 +112,13 @@ class Daemon:
                           for s in ("-wal", "-shm", "-journal", ".lock"))]
         if settings.state.manifest is not None:
             own.append(settings.state.manifest)
+        patterns = list(settings.sync.ignore)
+        if journal.absolute().is_relative_to(self.root):
+            # Everything named after the journal: its siblings and what `rebuild` moves aside.
+            rel = journal.absolute().relative_to(self.root).as_posix()
+            patterns.append("/" + glob.escape(rel) + "*")
         try:
-            return IgnoreRules.load(self.root, settings.sync.ignore, own)
+            return IgnoreRules.load(self.root, patterns, own)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
 

@@ -149,9 +149,10 @@ def test_watch_limit_falls_back_to_scans(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_journal_inside_root_is_not_uploaded(tmp_path: Path) -> None:
-    """A journal kept inside the synced folder (and its -wal/-shm) is never uploaded."""
+    """A journal inside the synced folder, its -wal/-shm and copies rebuild moved aside stay out."""
     with bench(tmp_path) as b:
         b.write("a.txt", b"a")
+        b.write(".syncd/journal.db.broken-20261124T000000.000000Z", b"old journal")
         settings = b.settings()
         from syncd.config import load_settings
         from syncd.daemon import Daemon
