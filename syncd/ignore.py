@@ -26,8 +26,9 @@ real files and then rename or delete within moments:
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
@@ -72,6 +73,12 @@ class IgnoreRules:
     spec: pathspec.GitIgnoreSpec
     excluded: frozenset[str]
     sources: tuple[str, ...]
+    # Every pattern's regex in one: a path none of them matches is not ignored, decided in one
+    # regex call instead of one per pattern (the scan asks this for every file in the tree).
+    _any: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_any", _any_pattern(self.spec))
 
     @classmethod
     def load(
@@ -106,7 +113,10 @@ class IgnoreRules:
         if self.excluded and self._is_excluded(rel_path):
             return True
         # Directory-only patterns such as ``build/`` match a directory by its trailing slash.
-        return self.spec.match_file(rel_path + "/" if is_dir else rel_path)
+        path = rel_path + "/" if is_dir else rel_path
+        if self._any is not None and self._any.search(path) is None:
+            return False
+        return self.spec.match_file(path)
 
     def _is_excluded(self, rel_path: str) -> bool:
         """Whether ``rel_path`` is an excluded path or lies below one."""
@@ -141,6 +151,23 @@ def _compile(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
             except ValueError as exc:
                 raise ValueError(f"bad ignore pattern {line!r}: {exc}") from exc
         raise
+
+
+def _any_pattern(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
+    """One regex matching wherever any of ``spec``'s patterns matches, or None if unsure."""
+    sources = []
+    for pattern in spec.patterns:
+        regex = getattr(pattern, "regex", None)
+        if getattr(pattern, "include", None) is None or regex is None:
+            continue  # a comment or blank line: matches nothing
+        text = regex.pattern
+        if not isinstance(text, str) or regex.flags & ~re.UNICODE or "(?P=" in text:
+            return None
+        # Group names repeat across patterns; the union only needs to know "some match".
+        sources.append(re.sub(r"\(\?P<[^>]+>", "(?:", text))
+    if not sources:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(f"(?:{source})" for source in sources))
 
 
 def _relative_inside(root: Path, path: Path) -> str | None:
