@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``syncd`` console script."""
+    _raw_names()
     args = build_parser().parse_args(argv)
     handler = COMMANDS[args.command]
     try:
@@ -84,6 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), code=1)
     except KeyboardInterrupt:
         return 130
+
+
+def _raw_names() -> None:
+    """Print a non-UTF-8 file name's bytes as they are on disk (as ls does), instead of
+    failing with UnicodeEncodeError where the locale makes stdout strict."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="surrogateescape")
 
 
 def _fail(message: str, code: int = 2) -> int:

@@ -175,11 +175,14 @@ class FilesClient:
 
     # --- operations -----------------------------------------------------------------------
 
-    def upload(self, path: Path, remote_name: str, content_type: str) -> UploadResult:
+    def upload(
+        self, path: Path, remote_name: str, content_type: str, expected: LocalStat | None = None
+    ) -> UploadResult:
         """Stream ``path`` to the service as ``remote_name``; return its File and sha256.
 
         Raises LocalFileError if the file cannot be read, FileChangedError if it changed while
-        it was sent (``exc.uploaded`` then names the superseded copy, which the caller owns).
+        it was sent (``exc.uploaded`` then names the superseded copy, which the caller owns) or,
+        given ``expected`` (the version an upload intent names), before an attempt sent it.
         """
         problem = filename_problem(remote_name)
         if problem:
@@ -188,12 +191,17 @@ class FilesClient:
 
         def attempt() -> UploadResult:
             try:
-                return self._upload_once(path, remote_name, content_type)
+                return self._upload_once(path, remote_name, content_type, expected)
             except ConnectionFailed as exc:
                 lost.append(exc)
                 raise
 
-        result = self._retrying("upload", attempt)
+        try:
+            result = self._retrying("upload", attempt)
+        except (ApiError, LocalFileError) as exc:
+            # A later attempt's error (a 500, the file gone) says nothing of the lost ones.
+            exc.maybe_stored = bool(lost)
+            raise
         return replace(result, maybe_orphans=bool(lost))
 
     def list_page(self, limit: int = LIST_LIMIT, after_id: str | None = None) -> FilePage:
@@ -258,13 +266,19 @@ class FilesClient:
             raise ApiError(f"{op}: answer is a JSON {type(body).__name__}, not an object")
         return body
 
-    def _upload_once(self, path: Path, remote_name: str, content_type: str) -> UploadResult:
+    def _upload_once(
+        self, path: Path, remote_name: str, content_type: str, expected: LocalStat | None
+    ) -> UploadResult:
         try:
             handle = open(path, "rb")  # noqa: SIM115 - closed in the finally below
         except OSError as exc:
             raise LocalFileError(f"cannot read {path}: {exc.strerror}") from exc
         try:
             before = LocalStat.from_stat(os.fstat(handle.fileno()))
+            if expected is not None and before != expected:
+                # Every copy an attempt may leave must match its intent (same size), or
+                # reconcile could never find it after a lost response.
+                raise FileChangedError(f"{path} changed before it was sent")
             if before.size > self.max_upload_bytes:
                 raise TooLarge(
                     f"{before.size} bytes is over the {self.max_upload_bytes}-byte upload limit",

@@ -42,6 +42,10 @@ import httpx
 class SyncdError(Exception):
     """Base of every error syncd raises on purpose."""
 
+    #: Set on an upload's final error when an earlier attempt got no answer: the service may
+    #: hold a copy nobody has an id for, so the upload's intent must stay for reconcile.
+    maybe_stored: bool = False
+
 
 class ConfigError(SyncdError):
     """The configuration is invalid or incomplete; the message names the key and the fix."""

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from syncd.errors import AuthenticationFailed, JournalError, SyncdError
+from syncd.errors import AuthenticationFailed, JournalError, SafetyStop, SyncdError
 from syncd.manifest import manifest_data, rfc3339, write_manifest
 from syncd.notify import Notifier
 from syncd.progress import PassProgress
-from syncd.scan import check_root
+from syncd.scan import ScanResult, check_root
 from syncd.watcher import start_watcher, stop_watcher
 from syncd.worker import WorkerPool
 
@@ -115,7 +115,7 @@ def run_loop(
     check_root(daemon.root)  # before any request: a missing root stops here
     notifier.status("starting: listing the workspace")
     daemon.reconciler.run()
-    scanned = daemon.scan()
+    scanned = _first_scan(daemon)
     observer = start_watcher(daemon.root, daemon.hints())
     pool = WorkerPool(
         daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal, daemon.on_journal_error,
@@ -148,6 +148,17 @@ def run_loop(
             _write_manifest(daemon, timers, force=True)
         log.info("stopped", drained=drained)
     return 0
+
+
+def _first_scan(daemon: Daemon) -> ScanResult:
+    """The start-up scan; a root gone since the check above is refused like a rescan, not
+    fatal (it may be back in a moment): the loop scans again soon."""
+    try:
+        return daemon.scan()
+    except SafetyStop as exc:
+        log.error("scan refused", reason=str(exc))
+        daemon.request_rescan("the start-up scan was refused")
+        return ScanResult()
 
 
 def _tick(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:

@@ -68,11 +68,19 @@ def local_stat(root: Path, rel: str, follow_symlinks: bool) -> LocalStat | None:
             if not follow_symlinks or not _inside(root, path):
                 return None
             info = os.stat(path)
+        if "/" in rel and _through_link(root, rel):
+            return None  # walk never enters a linked directory: neither may a marked path
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
         raise LocalFileError(f"cannot stat {rel}: {exc.strerror}") from None
     return LocalStat.from_stat(info) if st.S_ISREG(info.st_mode) else None
+
+
+def _through_link(root: Path, rel: str) -> bool:
+    """True when a directory on the way from ``root`` to ``rel`` is a symlink."""
+    parent = os.path.dirname(rel)
+    return os.path.realpath(root / parent) != os.path.join(os.path.realpath(root), parent)
 
 
 def _inside(root: Path, path: Path) -> bool:

@@ -89,6 +89,8 @@ class _Handler(FileSystemEventHandler):
     def _walk_new(self, rel_dir: str) -> None:
         """Files can land in a new directory before its watch is added: look at all of them."""
         base = Path(self._root) / rel_dir
+        if base.is_symlink():
+            return  # watchdog reports a link to a directory as one; it is never followed
         for dirpath, _dirs, files in os.walk(base):
             rel_base = os.path.relpath(dirpath, self._root)
             for name in files:

@@ -113,19 +113,23 @@ class Syncer:
         intent = ctx.journal.add_intent(path, remote_name, local, ctx.clock())
         started = time.monotonic()
         try:
-            result = ctx.client.upload(ctx.root / path, remote_name, mime)
+            result = ctx.client.upload(ctx.root / path, remote_name, mime, expected=local)
         except FileChangedError as exc:
             self._superseded(path, remote_name, intent.id, exc)
             return
         except ApiError as exc:
-            if not isinstance(exc, ConnectionFailed):
+            if not isinstance(exc, ConnectionFailed) and not exc.maybe_stored:
                 ctx.journal.drop_intent(intent.id)  # an answer came back: nothing was stored
             if isinstance(exc, AuthenticationFailed):
                 raise  # the key, not this file: every path would fail the same way
             self._fail(path, local, row, exc, transient=isinstance(exc, TransientError))
             return
         except LocalFileError as exc:
-            ctx.journal.drop_intent(intent.id)
+            if not exc.maybe_stored:  # else an earlier, unanswered attempt may have left a copy
+                ctx.journal.drop_intent(intent.id)
+            if self._vanished(path):
+                ctx.queue.mark(path, settle=False)  # deleted or moved away, not failing
+                return
             self._fail(path, local, row, exc, transient=True)
             return
         old = row.synced if row else None
@@ -146,12 +150,20 @@ class Syncer:
         if result.local != local:
             ctx.queue.mark(path)  # it changed between the look and the read: look again
 
+    def _vanished(self, path: str) -> bool:
+        """True when ``path`` is no longer an eligible file (so a failed read is no error)."""
+        try:
+            return local_stat(self.ctx.root, path, self.ctx.follow_symlinks) is None
+        except LocalFileError:
+            return False
+
     def _superseded(self, path: str, name: str, intent_id: int, exc: FileChangedError) -> None:
         """The file changed mid-upload: delete the stale copy, look again when it settles."""
         ctx = self.ctx
         if exc.uploaded_id:
             ctx.journal.add_tombstone(exc.uploaded_id, name, path, "superseded")
-        ctx.journal.drop_intent(intent_id)
+        if not exc.maybe_stored:  # else an earlier, unanswered attempt may have left a copy
+            ctx.journal.drop_intent(intent_id)
         log.info("superseded", path=path, file_id=exc.uploaded_id)
         ctx.queue.mark(path)
 
