@@ -177,18 +177,18 @@ def test_6_a_revoked_key_stops_the_daemon_without_marking_files(tmp_path: Path) 
         transport = Revocable()
         b.client_options = {"transport": transport}
         with b.daemon() as daemon:
-            stop = threading.Event()
+            stop, ready = threading.Event(), threading.Event()
             raised: list[BaseException] = []
 
             def run() -> None:
                 try:
-                    daemon.run(stop)
+                    daemon.run(stop, on_ready=ready.set)
                 except AuthenticationFailed as exc:
                     raised.append(exc)
 
             runner = threading.Thread(target=run, daemon=True)
             runner.start()
-            wait_until(lambda: daemon.journal.get_meta("last_scan") is not None, what="started")
+            assert ready.wait(30)  # watching: the new file will be seen
             transport.revoked = True
             b.write("after.txt", b"uploaded with a revoked key")
             runner.join(timeout=30)
