@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
+from watchdog.observers.api import BaseObserver
 
 from syncd.errors import AuthenticationFailed, JournalError, SafetyStop, SyncdError
 from syncd.manifest import manifest_data, rfc3339, write_manifest
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("syncd.loop")
 TICK = 0.5
+WATCHER_RETRY = 60.0
 JANITOR_STALL = 900.0  # longer than any single paced request with all its retries
 
 
@@ -90,6 +92,8 @@ class Timers:
     scan: float
     manifest_written: int = -1
     first_pass: PassProgress | None = field(default=None)
+    observer: BaseObserver | None = None
+    watcher_retry: float = 0.0
 
 
 def status_line(daemon: Daemon) -> str:
@@ -116,13 +120,14 @@ def run_loop(
     notifier.status("starting: listing the workspace")
     daemon.reconciler.run()
     scanned = _first_scan(daemon)
-    observer = start_watcher(daemon.root, daemon.hints())
     pool = WorkerPool(
         daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal, daemon.on_journal_error,
         daemon.working,
     )
     pool.start()
-    timers = Timers(scan=time.monotonic() + sync.rescan_interval_seconds)
+    now = time.monotonic()
+    timers = Timers(scan=now + sync.rescan_interval_seconds, watcher_retry=now + WATCHER_RETRY)
+    timers.observer = start_watcher(daemon.root, daemon.hints())
     janitor = Janitor(daemon, stop).start()
     if progress:
         timers.first_pass = daemon.progress(scanned).start()
@@ -134,12 +139,13 @@ def run_loop(
             if janitor.healthy():
                 notifier.ping()
             _tick(daemon, notifier, timers)
+            _retry_watcher(daemon, timers)
     finally:
         stop.set()
         notifier.stopping()
         if timers.first_pass:
             timers.first_pass.stop()
-        stop_watcher(observer)
+        stop_watcher(timers.observer)
         deadline = time.monotonic() + sync.shutdown_timeout_seconds
         drained = pool.stop(deadline)
         drained = janitor.join(max(0.0, deadline - time.monotonic())) and drained
@@ -159,6 +165,18 @@ def _first_scan(daemon: Daemon) -> ScanResult:
         log.error("scan refused", reason=str(exc))
         daemon.request_rescan("the start-up scan was refused")
         return ScanResult()
+
+
+def _retry_watcher(daemon: Daemon, timers: Timers) -> None:
+    """Without a watcher (inotify limit, root missing at start) try again every minute, and
+    rescan once it runs: events may have been missed meanwhile."""
+    now = time.monotonic()
+    if timers.observer is not None or now < timers.watcher_retry:
+        return
+    timers.watcher_retry = now + WATCHER_RETRY
+    timers.observer = start_watcher(daemon.root, daemon.hints())
+    if timers.observer is not None:
+        daemon.request_rescan("watcher started")
 
 
 def _tick(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:

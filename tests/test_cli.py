@@ -186,3 +186,27 @@ def test_missing_root_directory_is_one_line_exit_2(tmp_path: Path) -> None:
         result = run_cli("sync", "--config", str(config))
     assert (2, 1) == (result.returncode, len(result.stderr.strip().splitlines()))
     assert str(b.root) in result.stderr and "fix `root`" in result.stderr
+
+
+def test_watcher_is_retried_once_the_kernel_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watcher refused at start is tried again until it runs; changes then sync."""
+    from syncd import loop
+
+    refusals = [1]
+
+    class RefusingOnce(watcher.Observer):  # type: ignore[misc,valid-type]
+        def start(self) -> None:
+            if refusals:
+                refusals.pop()
+                raise OSError(errno.ENOSPC, "inotify watch limit reached")
+            super().start()
+
+    monkeypatch.setattr(watcher, "Observer", RefusingOnce)
+    monkeypatch.setattr(loop, "WATCHER_RETRY", 0.2)
+    with bench(tmp_path) as b, capture_logs() as logs, b.running(rescan_interval_seconds=3600):
+        wait_until(lambda: any(e["event"] == "watching" for e in logs), what="watcher up")
+        b.write("by-event.txt", b"seen by inotify")
+        wait_until(b.converged, what="event-driven sync")
+    assert [] == refusals
