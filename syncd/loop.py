@@ -23,7 +23,6 @@ import structlog
 from watchdog.observers.api import BaseObserver
 
 from syncd.errors import AuthenticationFailed, JournalError, SafetyStop, SyncdError
-from syncd.manifest import manifest_data, rfc3339, write_manifest
 from syncd.notify import Notifier
 from syncd.progress import PassProgress
 from syncd.scan import ScanResult, check_root
@@ -209,10 +208,8 @@ def _due_jobs(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
 
 def _write_manifest(daemon: Daemon, timers: Timers, force: bool = False) -> None:
     """Rewrite the manifest after changes, once the queue has settled."""
-    path = daemon.settings.state.manifest
     version = daemon.metrics.changes
-    if path is None or (version == timers.manifest_written and not force):
+    if version == timers.manifest_written and not force:
         return
-    write_manifest(path, manifest_data(daemon.journal, str(daemon.root)))
+    daemon.write_manifest()
     timers.manifest_written = version
-    log.debug("manifest written", path=str(path), at=rfc3339(time.time()))

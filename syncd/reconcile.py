@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 
 import structlog
@@ -25,6 +24,7 @@ from syncd.client import FilesClient, RemoteFile
 from syncd.deletes import DeleteGate, delete_owed
 from syncd.dirtyqueue import DirtyQueue
 from syncd.journal import FileRow, Intent, Journal, Synced
+from syncd.manifest import rfc3339
 from syncd.scan import local_stat
 from syncd.worker import SyncContext, hash_file
 
@@ -153,7 +153,7 @@ class Reconciler:
         recent = frozenset(self.gate.recently_deleted())
         result = plan(listing, snap, started, ctx.queue.held(), recent)
         self._apply(result)
-        ctx.journal.set_meta("last_reconcile", _rfc3339(ctx.clock()))
+        ctx.journal.set_meta("last_reconcile", rfc3339(ctx.clock()))
         ctx.journal.set_meta("foreign_files", str(result.foreign))
         ctx.metrics.reconciled(ctx.clock())
         self.last = result
@@ -224,7 +224,4 @@ def snapshot(journal: Journal) -> Snapshot:
     tombstoned = frozenset(t.file_id for t in journal.tombstones())
     return Snapshot(synced, tombstoned, intents, rows)
 
-
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 

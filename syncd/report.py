@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from syncd.config import Settings
 from syncd.journal import Journal, lock_holder
-
-
-def _when(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+from syncd.manifest import rfc3339
 
 
 def status_data(settings: Settings) -> dict[str, Any]:
@@ -39,7 +33,7 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "retrying": counts.retrying,
             "owed_deletions": counts.tombstones,
             "foreign_files": int(foreign) if foreign else None,
-            "last_scan": _when(float(last_scan)) if last_scan else None,
+            "last_scan": rfc3339(float(last_scan)) if last_scan else None,
             "last_reconcile": journal.get_meta("last_reconcile"),
             "daemon_pid": lock_holder(path) or None,
             "requests_per_minute": settings.remote.requests_per_minute,
@@ -97,7 +91,7 @@ def print_ls(settings: Settings, prefix: str = "", as_json: bool = False) -> int
                 "size": row.synced.size,
                 "sha256": row.synced.sha256,
                 "mime_type": row.synced.mime_type,
-                "synced_at": _when(row.synced.synced_at),
+                "synced_at": rfc3339(row.synced.synced_at),
             }
             for row in journal.iter_rows()
             if row.synced is not None and row.path.startswith(prefix)
