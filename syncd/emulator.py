@@ -1,22 +1,36 @@
-"""A local, faithful emulator of Anthropic's Files API (anthropic-version 2023-06-01, beta
-files-api-2025-04-14), for tests, demos and anyone who wants to try syncd without a key.
+"""A local, faithful emulator of Anthropic's Files API, for tests, demos and anyone who wants to
+try syncd without a key.
+
+It speaks both API versions, chosen per request by the ``anthropic-version`` header as the
+service does:
+
+- ``2023-06-01`` with ``anthropic-beta: files-api-2025-04-14`` (the 2025 beta): ``x-api-key``,
+  ``after_id`` / ``before_id`` paging, File objects without ``expires_at`` / ``scope``, no
+  ``error.details``, storage quota answered 403 permission_error.
+- ``2026-10-21`` (GA, what anthropic==2.14.0 sends): ``Authorization: Bearer`` or ``x-api-key``,
+  no beta header, ``page`` / ``next_page`` paging and ``ids[]`` lookups (syncd.emulator_lists),
+  ``expires_at`` / ``expires_in_seconds``, ``scope`` on session files, final-path-component
+  filenames (syncd.emulator_multipart), ``error.details.error_code`` (syncd.emulator_api).
 
 The app answers ``/v1/files...`` the way the service does (headers, names, sizes, paging, error
-shapes, non-downloadable uploads, lingering deletes) and ``/_emulator/...`` for tests: faults,
-stored files with their sha256, seeding foreign files, request counts and the OpenAPI document.
+shapes, non-downloadable uploads, lingering deletes, expiry, the storage quota, the key's
+workspace) and ``/_emulator/...`` for tests: faults, the workspace, stored files with their
+sha256, seeding foreign files, request counts and the OpenAPI document.
 
-Every /v1 request goes through the same gate, in this order: the edge's 413 on a too-large
-Content-Length, injected latency, ``x-api-key``, ``anthropic-version``, ``anthropic-beta``, the
-rate limiter, injected server errors, and only then the operation itself.
+Every /v1 answer carries ``request-id`` and ``anthropic-workspace-id`` headers. Every /v1 request
+goes through the same gate, in this order: the edge's 413 on a too-large Content-Length,
+injected latency, the key, ``anthropic-version``, ``anthropic-beta`` (2023-06-01 only),
+``anthropic-workspace-id`` (if sent, it must be the key's workspace), the rate limiter,
+injected server errors, and only then the operation itself.
+
+Files belong to the workspace that was current when they were made; changing the workspace
+(``RunningEmulator.set_workspace``) is "the key moved": the old workspace's files are no longer
+visible to it, though they still count against the (organization-wide) storage quota.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hmac
-import json
 import logging
 import re
 import socket
@@ -25,9 +39,9 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import uvicorn
 from python_multipart.multipart import parse_options_header
@@ -38,6 +52,24 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from syncd.emulator_api import (
+    BETA_VERSION,
+    DEFAULT_WORKSPACE,
+    FILES_BETA,
+    GA_VERSION,
+    WORKSPACE_HEADER,
+    ApiError,
+    EdgeTooLarge,
+    bad,
+    check_headers,
+    file_expired,
+    is_ga,
+    not_downloadable,
+    not_found,
+    quota_exceeded,
+    workspace_of,
+)
+from syncd.emulator_control import OPENAPI_PATH, control_routes
 from syncd.emulator_faults import (
     QUIET_DROPS,
     ConnectionDropped,
@@ -45,29 +77,36 @@ from syncd.emulator_faults import (
     FaultDice,
     Faults,
 )
-from syncd.emulator_store import (
-    BadUpload,
-    FileStore,
-    MultipartIngest,
-    StoredFile,
-    UnknownCursor,
-    UploadTooLarge,
-    new_id,
-)
+from syncd.emulator_lists import list_beta, list_ga
+from syncd.emulator_multipart import BadUpload, MultipartIngest, UploadRules, UploadTooLarge
+from syncd.emulator_store import FileScope, FileStore, NewFile, QuotaExceeded, StoredFile, new_id
 from syncd.names import filename_problem
 
-API_VERSION = "2023-06-01"
-FILES_BETA = "files-api-2025-04-14"
+API_VERSION = BETA_VERSION  # the version the first emulator spoke; kept for old imports
 OPERATIONS = ("upload", "list", "get", "download", "delete")
-OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+WORKSPACE_ID = re.compile(r"wrkspc_[A-Za-z0-9_-]{1,100}")
 _EDGE_SLACK = 1024 * 1024  # multipart framing on top of the file itself
 _CHUNK = 64 * 1024
 _log = logging.getLogger(__name__)
 
+__all__ = [
+    "API_VERSION", "DEFAULT_WORKSPACE", "FILES_BETA", "GA_VERSION", "OPENAPI_PATH",
+    "EmulatorConfig", "EmulatorState", "FileScope", "RunningEmulator", "StoredFile", "build_app",
+    "run_emulator", "workspace_problem",
+]
+
+
+def workspace_problem(workspace_id: str) -> str | None:
+    """Why ``workspace_id`` cannot be a workspace id, or None."""
+    if not isinstance(workspace_id, str) or not WORKSPACE_ID.fullmatch(workspace_id):
+        return f"workspace id {workspace_id!r}: must be `wrkspc_` and 1 to 100 of [A-Za-z0-9_-]"
+    return None
+
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """Everything an emulator instance needs; ``clock`` drives created_at, lingering and 429s."""
+    """Everything an emulator instance needs; ``clock`` drives created_at, expiry, lingering
+    and 429s. ``page_max`` caps every page below the documented 1000 (None: no extra cap)."""
 
     data_dir: Path
     api_key: str = "sk-ant-emulator"
@@ -76,6 +115,15 @@ class EmulatorConfig:
     faults: Faults = field(default_factory=Faults)
     seed: int = 0
     clock: Callable[[], float] = time.time
+    workspace_id: str = DEFAULT_WORKSPACE
+    page_max: int | None = None
+
+    def __post_init__(self) -> None:
+        problem = workspace_problem(self.workspace_id)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.page_max is not None and self.page_max < 1:
+            raise ValueError(f"page_max must be at least 1 or None (got {self.page_max})")
 
 
 class _Stats:
@@ -99,85 +147,71 @@ class _Stats:
 
 
 class EmulatorState:
-    """The store, the fault dice and the counters one emulator instance shares across threads."""
+    """The store, the fault dice, the counters and the key's workspace one emulator instance
+    shares across threads."""
 
     def __init__(self, cfg: EmulatorConfig) -> None:
         self.cfg = cfg
         self.store = FileStore(cfg.data_dir, cfg.clock, cfg.linger_seconds)
         self.dice = FaultDice(cfg.faults, cfg.seed, cfg.clock)
         self.stats = _Stats()
+        self._workspace = cfg.workspace_id
 
-    def seed_foreign(self, filename: str, content: bytes, mime_type: str,
-                     downloadable: bool) -> StoredFile:
-        """Store a file as if another program had uploaded it."""
+    @property
+    def workspace(self) -> str:
+        """The workspace the key belongs to now."""
+        return self._workspace
+
+    def set_workspace(self, workspace_id: str) -> None:
+        """Move the key to another workspace (raises ValueError for a malformed id)."""
+        problem = workspace_problem(workspace_id)
+        if problem is not None:
+            raise ValueError(problem)
+        self._workspace = workspace_id
+
+    def seed_foreign(self, filename: str, content: bytes, mime_type: str, downloadable: bool,
+                     scope: FileScope | None = None,
+                     expires_in_seconds: int | None = None) -> StoredFile:
+        """Store a file as if another program (or, with ``scope``, a session) had made it."""
         problem = filename_problem(filename)
         if problem is not None:
             raise ValueError(problem)
-        return self.store.add_bytes(filename, content, mime_type, downloadable=downloadable,
-                                    foreign=True)
+        if expires_in_seconds is not None and expires_in_seconds < 1:
+            raise ValueError(f"expires_in_seconds must be at least 1 (got {expires_in_seconds})")
+        new = NewFile(filename, mime_type, self.workspace, downloadable=downloadable,
+                      foreign=True, expires_in=expires_in_seconds, scope=scope)
+        return self.store.add_bytes(content, new)
 
 
 # ---------------------------------------------------------------------------------------------
-# Errors and the connection-dropping "response"
+# Headers every /v1 answer carries
 
 
-class _ApiError(Exception):
-    """An error answer in the service's shape."""
+class _ApiHeadersMiddleware:
+    """Gives every /v1 response ``request-id`` (also in error bodies) and
+    ``anthropic-workspace-id`` headers."""
 
-    def __init__(self, status: int, kind: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.kind, self.message, self.headers = status, kind, message, headers
-
-    def response(self, request: Request) -> Response:
-        body = {"type": "error", "error": {"type": self.kind, "message": self.message},
-                "request_id": _request_id(request)}
-        return JSONResponse(body, self.status, headers=self.headers)
-
-
-class _TooLarge(_ApiError):
-    """The edge's 413, whose body lacks the usual ``type`` and ``request_id``."""
-
-    def __init__(self) -> None:
-        super().__init__(413, "request_too_large", "Request exceeds the maximum size")
-
-    def response(self, request: Request) -> Response:
-        return JSONResponse({"error": {"type": self.kind, "message": self.message}}, 413)
-
-
-def _bad(message: str) -> _ApiError:
-    return _ApiError(400, "invalid_request_error", message)
-
-
-def _not_found(file_id: str) -> _ApiError:
-    return _ApiError(404, "not_found_error", f"File `{file_id}` not found.")
-
-
-def _request_id(request: Request) -> str:
-    state: dict[str, Any] = request.scope.get("state") or {}
-    return str(state.get("request_id", ""))
-
-
-class _RequestIdMiddleware:
-    """Gives every /v1 response a ``request-id`` header (and the id to error bodies)."""
-
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
         self.app = app
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1"):
             await self.app(scope, receive, send)
             return
         request_id = new_id("req")
-        scope.setdefault("state", {})["request_id"] = request_id
+        request_state = scope.setdefault("state", {})
+        request_state["request_id"] = request_id
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), (b"request-id", request_id.encode())]
+                workspace = request_state.get("workspace") or self.state.workspace
+                headers = [*message.get("headers", []), (b"request-id", request_id.encode()),
+                           (WORKSPACE_HEADER.encode(), str(workspace).encode())]
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, send_with_headers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,7 +228,7 @@ def _operations(state: EmulatorState, by_method: dict[str, tuple[str, _Handler]]
         state.stats.count(op)
         try:
             response = await _gate_then(state, op, handler, request)
-        except _ApiError as exc:
+        except ApiError as exc:
             response = exc.response(request)
         if not isinstance(response, DroppedConnection):
             state.stats.count(f"status:{op}:{response.status_code}")
@@ -210,15 +244,15 @@ async def _gate_then(state: EmulatorState, op: str, handler: _Handler,
     faults = state.dice.faults
     if faults.latency_seconds > 0:
         await asyncio.sleep(faults.latency_seconds)
-    _check_headers(request, state.cfg.api_key)
+    check_headers(request, state.cfg.api_key, state.workspace)
     retry_after = state.dice.rate_limited()
     if retry_after is not None:
-        raise _ApiError(429, "rate_limit_error", "Rate limited", {"retry-after": str(retry_after)})
+        raise ApiError(429, "rate_limit_error", "Rate limited", {"retry-after": str(retry_after)})
     status = state.dice.server_error()
     if status == 500:
-        raise _ApiError(500, "api_error", "Internal server error")
+        raise ApiError(500, "api_error", "Internal server error")
     if status == 529:
-        raise _ApiError(529, "overloaded_error", "Overloaded")
+        raise ApiError(529, "overloaded_error", "Overloaded")
     return await handler(request, state)
 
 
@@ -226,27 +260,11 @@ def _check_content_length(request: Request, max_file_bytes: int) -> None:
     # The edge refuses an obviously too large body before reading it, as the service's does.
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_file_bytes + _EDGE_SLACK:
-        raise _TooLarge()
+        raise EdgeTooLarge()
 
 
-def _check_headers(request: Request, api_key: str) -> None:
-    sent_key = request.headers.get("x-api-key")
-    if sent_key is None:
-        raise _ApiError(401, "authentication_error", "x-api-key header is required")
-    # Never echo the key back: error messages end up in logs. Headers arrive as latin-1 text,
-    # so this compares the raw bytes sent with the key's UTF-8 bytes.
-    if not hmac.compare_digest(sent_key.encode("latin-1"), api_key.encode("utf-8")):
-        raise _ApiError(401, "authentication_error", "invalid x-api-key")
-    version = request.headers.get("anthropic-version")
-    if version is None:
-        raise _bad("anthropic-version: header is required")
-    if version.strip() != API_VERSION:
-        raise _bad(f"anthropic-version: this server speaks only {API_VERSION}")
-    betas = request.headers.get("anthropic-beta")
-    if betas is None:
-        raise _bad(f"anthropic-beta: header is required (the Files API needs {FILES_BETA})")
-    if FILES_BETA not in {b.strip(" \t") for b in betas.split(",")}:
-        raise _bad(f"anthropic-beta: must include {FILES_BETA}")
+def _file_object(request: Request, stored: StoredFile) -> dict[str, object]:
+    return stored.ga_object() if is_ga(request) else stored.api_object()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,9 +273,9 @@ def _check_headers(request: Request, api_key: str) -> None:
 def _boundary(request: Request) -> bytes:
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data":
-        raise _bad("file: Field required")
+        raise bad("file: Field required")
     if not params.get(b"boundary"):
-        raise _bad("Invalid multipart/form-data body: the Content-Type has no boundary")
+        raise bad("Invalid multipart/form-data body: the Content-Type has no boundary")
     return params[b"boundary"]
 
 
@@ -266,15 +284,20 @@ async def _upload(request: Request, state: EmulatorState) -> Response:
     if state.dice.drop_upload():
         state.stats.count("fault:drop_upload")
         return await _drop_mid_upload(request)
-    ingest = MultipartIngest(state.store, boundary, state.cfg.max_file_bytes)
+    rules = UploadRules(ga=is_ga(request), workspace=workspace_of(request),
+                        max_bytes=state.cfg.max_file_bytes,
+                        quota_bytes=state.dice.faults.quota_bytes)
+    ingest = MultipartIngest(state.store, boundary, rules)
     try:
         async for chunk in request.stream():
             ingest.feed(chunk)
         stored = ingest.commit()
     except BadUpload as exc:
-        raise _bad(str(exc)) from exc
+        raise bad(str(exc)) from exc
     except UploadTooLarge as exc:
-        raise _TooLarge() from exc
+        raise EdgeTooLarge() from exc
+    except QuotaExceeded as exc:
+        raise quota_exceeded(rules.ga) from exc
     except ClientDisconnect:
         return DroppedConnection()
     finally:
@@ -282,7 +305,7 @@ async def _upload(request: Request, state: EmulatorState) -> Response:
     if state.dice.lose_response():
         state.stats.count("fault:lose_response")
         return DroppedConnection()
-    return JSONResponse(stored.api_object())
+    return JSONResponse(_file_object(request, stored))
 
 
 async def _drop_mid_upload(request: Request) -> Response:
@@ -299,60 +322,38 @@ async def _drop_mid_upload(request: Request) -> Response:
 # List, get, download, delete
 
 
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return 20
-    if not re.fullmatch(r"-?[0-9]{1,9}", raw):
-        raise _bad("limit: Input should be a valid integer")
-    limit = int(raw)
-    if limit < 1:
-        raise _bad("limit: Input should be greater than or equal to 1")
-    if limit > 1000:
-        raise _bad("limit: Input should be less than or equal to 1000")
-    return limit
-
-
 async def _list(request: Request, state: EmulatorState) -> Response:
-    query = request.query_params
-    limit = _limit(query.get("limit"))
-    # An empty cursor is taken as no cursor.
-    after_id, before_id = query.get("after_id") or None, query.get("before_id") or None
-    if after_id is not None and before_id is not None:
-        raise _bad("after_id and before_id cannot be given together")
-    try:
-        page = state.store.page(limit, after_id, before_id)
-    except UnknownCursor as exc:
-        name = "after_id" if after_id is not None else "before_id"
-        raise _bad(f"{name}: no file with id `{exc.args[0]}`") from exc
-    data = [f.api_object() for f in page.files]
-    return JSONResponse({
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": page.has_more,
-    })
+    lister = list_ga if is_ga(request) else list_beta
+    return lister(request.query_params, state.store, workspace_of(request), state.cfg.page_max)
+
+
+def _missing(state: EmulatorState, request: Request, file_id: str) -> ApiError:
+    """The 404 for a file that is not live: with file_expired for an expired one (GA only)."""
+    if is_ga(request) and state.store.expired(workspace_of(request), file_id):
+        return file_expired(file_id)
+    return not_found(file_id)
 
 
 def _live(state: EmulatorState, request: Request) -> StoredFile:
     file_id = request.path_params["file_id"]
-    stored = state.store.get(file_id)
+    stored = state.store.get(workspace_of(request), file_id)
     if stored is None:
-        raise _not_found(file_id)
+        raise _missing(state, request, file_id)
     return stored
 
 
 async def _get(request: Request, state: EmulatorState) -> Response:
-    return JSONResponse(_live(state, request).api_object())
+    return JSONResponse(_file_object(request, _live(state, request)))
 
 
 async def _download(request: Request, state: EmulatorState) -> Response:
     stored = _live(state, request)
     if not stored.downloadable:
-        raise _bad("File is not downloadable")
+        raise not_downloadable()
     try:
         handle = state.store.open_content(stored.id)
     except OSError as exc:  # deleted between the lookup and the open
-        raise _not_found(stored.id) from exc
+        raise not_found(stored.id) from exc
     return StreamingResponse(_chunks(handle), media_type=stored.mime_type,
                              headers={"content-length": str(stored.size)})
 
@@ -365,62 +366,13 @@ def _chunks(handle: BinaryIO) -> Iterator[bytes]:
 
 async def _delete(request: Request, state: EmulatorState) -> Response:
     file_id = request.path_params["file_id"]
-    if not state.store.delete(file_id):
-        raise _not_found(file_id)
+    if not state.store.delete(workspace_of(request), file_id):
+        raise _missing(state, request, file_id)
     return JSONResponse({"id": file_id, "type": "file_deleted"})
 
 
 # ---------------------------------------------------------------------------------------------
 # Control endpoints (no auth; for tests and demos) and the app
-
-
-def _control_routes(state: EmulatorState) -> list[Route]:
-    async def get_faults(request: Request) -> Response:
-        return JSONResponse(state.dice.faults.to_dict())
-
-    async def put_faults(request: Request) -> Response:
-        try:
-            data = json.loads(await request.body())
-            if not isinstance(data, dict):
-                raise ValueError("expected a JSON object of fault settings")
-            state.dice.set(Faults.from_dict(data))
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, 400)
-        return JSONResponse(state.dice.faults.to_dict())
-
-    async def files(request: Request) -> Response:
-        return JSONResponse([asdict(f) for f in state.store.listed()])
-
-    async def seed(request: Request) -> Response:
-        try:
-            data = json.loads(await request.body())
-            content = base64.b64decode(str(data.get("content_base64", "")), validate=True)
-            stored = state.seed_foreign(str(data["filename"]), content,
-                                        str(data.get("mime_type", "text/plain")),
-                                        bool(data.get("downloadable", False)))
-        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
-            return JSONResponse({"error": f"bad seed request: {exc}"}, 400)
-        return JSONResponse({"id": stored.id})
-
-    async def stats(request: Request) -> Response:
-        return JSONResponse(state.stats.snapshot())
-
-    async def reset_stats(request: Request) -> Response:
-        state.stats.reset()
-        return JSONResponse(state.stats.snapshot())
-
-    async def openapi(request: Request) -> Response:
-        return Response(OPENAPI_PATH.read_bytes(), media_type="application/yaml")
-
-    return [
-        Route("/_emulator/faults", get_faults, methods=["GET"]),
-        Route("/_emulator/faults", put_faults, methods=["PUT"]),
-        Route("/_emulator/files", files, methods=["GET"]),
-        Route("/_emulator/seed", seed, methods=["POST"]),
-        Route("/_emulator/stats", stats, methods=["GET"]),
-        Route("/_emulator/stats/reset", reset_stats, methods=["POST"]),
-        Route("/_emulator/openapi.yaml", openapi, methods=["GET"]),
-    ]
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -430,14 +382,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, exc.detail)
     headers = dict(exc.headers) if exc.headers else None
-    return _ApiError(exc.status_code, kind, message, headers).response(request)
+    return ApiError(exc.status_code, kind, message, headers).response(request)
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     # Starlette calls this for planned drops too; their response has started and is not sent.
     if not isinstance(exc, ConnectionDropped):
         _log.error("emulator bug", exc_info=exc)
-    return _ApiError(500, "api_error", "Internal server error").response(request)
+    return ApiError(500, "api_error", "Internal server error").response(request)
 
 
 def build_app(state: EmulatorState) -> ASGIApp:
@@ -451,11 +403,11 @@ def build_app(state: EmulatorState) -> ASGIApp:
               methods=["GET", "DELETE"]),
         Route("/v1/files/{file_id}/content",
               _operations(state, {"GET": ("download", _download)}), methods=["GET"]),
-        *_control_routes(state),
+        *control_routes(state),
     ]
     app = Starlette(routes=routes,
                     exception_handlers={HTTPException: _http_error, Exception: _server_error})
-    return _RequestIdMiddleware(app)
+    return _ApiHeadersMiddleware(app, state)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,7 +423,7 @@ class RunningEmulator:
 
     @property
     def api_key(self) -> str:
-        """The key clients must send as ``x-api-key``."""
+        """The key clients must send (``x-api-key``, or in 2026-10-21 also as a Bearer token)."""
         return self._state.cfg.api_key
 
     @property
@@ -488,14 +440,30 @@ class RunningEmulator:
         """Change the faults live (the rate limiter restarts with a full bucket)."""
         self._state.dice.set(faults)
 
+    @property
+    def workspace_id(self) -> str:
+        """The workspace the key belongs to now (sent back as ``anthropic-workspace-id``)."""
+        return self._state.workspace
+
+    def set_workspace(self, workspace_id: str) -> None:
+        """Move the key to another workspace: its files there are what it sees from now on.
+
+        Raises ValueError unless the id is ``wrkspc_`` and 1 to 100 of ``[A-Za-z0-9_-]``.
+        """
+        self._state.set_workspace(workspace_id)
+
     def stored(self) -> list[StoredFile]:
-        """Every file a listing would show now (live and lingering), newest first."""
-        return self._state.store.listed()
+        """Every file of the current workspace a listing would show now (live and lingering),
+        newest first."""
+        return self._state.store.listed(self._state.workspace)
 
     def seed_foreign(self, filename: str, content: bytes, mime_type: str = "text/plain",
-                     downloadable: bool = False) -> str:
-        """Store a file "another program" uploaded; returns its id."""
-        return self._state.seed_foreign(filename, content, mime_type, downloadable).id
+                     downloadable: bool = False, *, scope: FileScope | None = None,
+                     expires_in_seconds: int | None = None) -> str:
+        """Store a file "another program" uploaded, or with ``scope`` one an agent session
+        wrote; returns its id. ``expires_in_seconds`` (any positive number) sets its expiry."""
+        return self._state.seed_foreign(filename, content, mime_type, downloadable, scope,
+                                        expires_in_seconds).id
 
     def ensure_foreign_files(self, count: int) -> list[str]:
         """Make sure ``foreign-001.txt`` .. ``foreign-<count>.txt`` exist; returns their ids.
@@ -505,7 +473,7 @@ class RunningEmulator:
         ids = []
         for i in range(1, count + 1):
             name = f"foreign-{i:03d}.txt"
-            existing = self._state.store.find_live_foreign(name)
+            existing = self._state.store.find_live_foreign(self._state.workspace, name)
             content = f"foreign file {i}, made by another program\n".encode()
             ids.append(existing.id if existing else self.seed_foreign(name, content))
         return ids

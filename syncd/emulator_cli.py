@@ -9,7 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
-from syncd.emulator import EmulatorConfig, run_emulator
+from syncd.emulator import EmulatorConfig, run_emulator, workspace_problem
+from syncd.emulator_api import DEFAULT_WORKSPACE
 from syncd.emulator_faults import Faults
 
 
@@ -32,6 +33,12 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of uploads whose connection is dropped mid-body")
     add("--lose-response-rate", type=float, default=0.0,
         help="share of uploads stored but never answered")
+    add("--page-max", type=int, default=None, metavar="N",
+        help="never answer more than N files per list page, whatever the limit asked for")
+    add("--workspace-id", default=DEFAULT_WORKSPACE, metavar="ID",
+        help="the key's workspace, sent back as anthropic-workspace-id (default: %(default)s)")
+    add("--quota-bytes", type=int, default=None, metavar="N",
+        help="storage quota: refuse uploads that would take the stored files past N bytes")
     add("--seed-foreign", type=int, default=0, metavar="N",
         help="make sure N small foreign text files exist at start")
     add("--seed", type=int, default=0, help="random seed for the faults")
@@ -57,6 +64,12 @@ def _cli_problem(args: argparse.Namespace) -> str | None:
         (not 0 <= args.port <= 65535, f"--port {args.port}: must be between 0 and 65535"),
         (args.seed_foreign < 0, f"--seed-foreign {args.seed_foreign}: must be 0 or more"),
         (not args.api_key, "--api-key: must not be empty (or set SYNCD_EMULATOR_API_KEY)"),
+        (args.page_max is not None and args.page_max < 1,
+         f"--page-max {args.page_max}: must be at least 1 (omit it for no cap)"),
+        (args.quota_bytes is not None and args.quota_bytes < 0,
+         f"--quota-bytes {args.quota_bytes}: must be 0 or more (omit it for no quota)"),
+        (workspace_problem(args.workspace_id) is not None,
+         f"--workspace-id {args.workspace_id}: must be wrkspc_ and 1 to 100 of [A-Za-z0-9_-]"),
     ]
     return next((message for bad, message in checks if bad), None)
 
@@ -77,10 +90,12 @@ def _config_from(args: argparse.Namespace) -> EmulatorConfig:
         rate_limit_rpm=args.rate_limit_rpm, rate_limit_burst=args.rate_limit_burst,
         error_rate=args.error_rate, latency_seconds=args.latency,
         drop_upload_rate=args.drop_upload_rate, lose_response_rate=args.lose_response_rate,
+        quota_bytes=args.quota_bytes,
     )
     return EmulatorConfig(data_dir=args.data, api_key=args.api_key,
                           max_file_bytes=args.max_file_bytes, linger_seconds=args.linger_seconds,
-                          faults=faults, seed=args.seed)
+                          faults=faults, seed=args.seed, workspace_id=args.workspace_id,
+                          page_max=args.page_max)
 
 
 def run_emulator_cli(args: argparse.Namespace) -> int:

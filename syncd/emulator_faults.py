@@ -1,5 +1,10 @@
 """Fault injection for the emulator: what to break (``Faults``) and the dice that decide when.
 
+``quota_bytes`` is not random: it is the organization's storage quota, with which every upload
+that would take the live files past it is refused (400 storage_quota_exceeded in 2026-10-21,
+403 permission_error in 2023-06-01). It lives here so that tests can change it live through
+``RunningEmulator.set_faults`` or ``PUT /_emulator/faults``.
+
 Every random decision comes from one seeded ``random.Random``, so a run with the same seed and
 the same request sequence fails in the same places. A fault whose rate is zero never draws,
 which keeps the sequence of the other faults unchanged when one is switched off.
@@ -18,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 _RATES = ("error_rate", "drop_upload_rate", "lose_response_rate")
+_OPTIONAL_INTS = ("rate_limit_rpm", "rate_limit_burst", "quota_bytes")
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class Faults:
     latency_seconds: float = 0.0
     drop_upload_rate: float = 0.0
     lose_response_rate: float = 0.0
+    quota_bytes: int | None = None
 
     def __post_init__(self) -> None:
         problem = _faults_problem(self)
@@ -63,7 +70,7 @@ def _check_type(key: str, value: object) -> None:
     # bool is an int in Python, but `"error_rate": true` is a mistake worth naming.
     if isinstance(value, bool):
         raise ValueError(f"{key} must be a number, not a boolean")
-    if key.startswith("rate_limit"):
+    if key in _OPTIONAL_INTS:
         if value is not None and not isinstance(value, int):
             raise ValueError(f"{key} must be an integer or null")
     elif not isinstance(value, int | float):
@@ -81,6 +88,8 @@ def _faults_problem(faults: Faults) -> str | None:
         value = getattr(faults, name)
         if value is not None and value < 1:
             return f"{name} must be at least 1 or unset (got {value})"
+    if faults.quota_bytes is not None and faults.quota_bytes < 0:
+        return f"quota_bytes must be 0 or more, or unset (got {faults.quota_bytes})"
     return None
 
 

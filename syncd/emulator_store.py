@@ -2,43 +2,42 @@
 
 Layout under the data directory::
 
-    meta.sqlite3      one row per file ever created (deleted files stay as tombstones)
+    meta.sqlite3      one row per file ever created (deleted files stay as tombstones),
+                      plus a ``meta`` table holding the secret that signs page cursors
     files/<id>        the content of each live file
     tmp/              uploads in flight; emptied at start
 
 Rows are never removed: a deleted file's row keeps its place in the order so that a paging
 cursor naming it stays valid forever. Order is the AUTOINCREMENT ``seq``, not ``created_at``,
 so files created in the same microsecond still have a stable order.
+
+Each row belongs to one workspace; every lookup is made within one. A file past its
+``expires_at`` is gone: not listed, not found, not counted against the storage quota (which
+covers every workspace, as the service's per-organization quota does).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
 import shutil
 import sqlite3
 import string
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
-from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser
-
-from syncd.names import filename_problem
-
-if TYPE_CHECKING:
-    from python_multipart.multipart import MultipartCallbacks
+from syncd.emulator_api import DEFAULT_WORKSPACE
 
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
-_COLUMNS = "id, filename, mime_type, size, sha256, created_at, downloadable, is_foreign, deleted_at"
-_SCHEMA = """
+_COLUMNS = ("id, filename, mime_type, size, sha256, created_at, downloadable, is_foreign,"
+            " deleted_at, expires_at, scope_type, scope_id, seq")
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS files (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -49,14 +48,42 @@ CREATE TABLE IF NOT EXISTS files (
     created_at TEXT NOT NULL,
     downloadable INTEGER NOT NULL,
     is_foreign INTEGER NOT NULL,
-    deleted_at REAL
-)
+    deleted_at REAL,
+    expires_at REAL,
+    scope_type TEXT,
+    scope_id TEXT,
+    workspace TEXT NOT NULL DEFAULT '{DEFAULT_WORKSPACE}'
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release; a data dir made before them gets them on open.
+_ADDED_COLUMNS = {
+    "expires_at": "REAL", "scope_type": "TEXT", "scope_id": "TEXT",
+    "workspace": f"TEXT NOT NULL DEFAULT '{DEFAULT_WORKSPACE}'",
+}
+# A live file: not deleted and not expired.
+_LIVE = "deleted_at IS NULL AND (expires_at IS NULL OR expires_at > :now)"
+# What a listing shows: live files, and deleted ones while they linger ("shortly after").
+_VISIBLE = ("(deleted_at IS NULL OR deleted_at > :cutoff)"
+            " AND (expires_at IS NULL OR expires_at > :now)")
 
 
 def new_id(prefix: str) -> str:
     """A fresh id in the service's style: ``<prefix>_011C`` + 20 base62 characters."""
     return f"{prefix}_011C" + "".join(secrets.choice(_BASE62) for _ in range(20))
+
+
+def rfc3339(epoch: float) -> str:
+    """RFC 3339 with microseconds and a Z, as the service writes times."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class FileScope:
+    """Where a file came from when the service wrote it, e.g. an agent session."""
+
+    type: str
+    id: str
 
 
 @dataclass(frozen=True)
@@ -72,9 +99,11 @@ class StoredFile:
     downloadable: bool
     foreign: bool
     deleted: bool
+    expires_at: str | None = None
+    scope: FileScope | None = None
 
     def api_object(self) -> dict[str, object]:
-        """The File object the API returns for this file."""
+        """The File object of anthropic-version 2023-06-01."""
         return {
             "id": self.id,
             "type": "file",
@@ -85,25 +114,40 @@ class StoredFile:
             "downloadable": self.downloadable,
         }
 
+    def ga_object(self) -> dict[str, object]:
+        """The File object of anthropic-version 2026-10-21: adds ``expires_at`` and ``scope``."""
+        scope = None if self.scope is None else {"type": self.scope.type, "id": self.scope.id}
+        return {**self.api_object(), "expires_at": self.expires_at, "scope": scope}
+
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a listing, newest first."""
+    """One page of a listing, newest first; ``last_seq`` is the order key of its last file."""
 
     files: list[StoredFile]
     has_more: bool
+    last_seq: int | None = None
 
 
-class BadUpload(ValueError):
-    """The body is not an acceptable upload; the message is meant for the client."""
+@dataclass(frozen=True)
+class NewFile:
+    """What a new file is besides its bytes."""
 
-
-class UploadTooLarge(Exception):
-    """The file part grew past the size limit."""
+    filename: str
+    mime_type: str
+    workspace: str
+    downloadable: bool = False
+    foreign: bool = False
+    expires_in: int | None = None
+    scope: FileScope | None = None
 
 
 class UnknownCursor(LookupError):
-    """A paging cursor names a file id this store never issued."""
+    """A paging cursor names a file id this workspace never had."""
+
+
+class QuotaExceeded(Exception):
+    """Storing the file would take the organization past its storage quota."""
 
 
 class UploadSink:
@@ -148,8 +192,23 @@ class FileStore:
         self.tmp_dir.mkdir()
         self._db = sqlite3.connect(data_dir / "meta.sqlite3", check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
+        self.cursor_secret = self._secret()
+
+    def _add_missing_columns(self) -> None:
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        for name, decl in _ADDED_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE files ADD COLUMN {name} {decl}")
         self._db.commit()
+
+    def _secret(self) -> bytes:
+        with self._db:
+            self._db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('cursor_secret', ?)",
+                             (secrets.token_hex(32),))
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'cursor_secret'").fetchone()
+        return bytes.fromhex(str(row[0]))
 
     def close(self) -> None:
         """Close the database."""
@@ -160,24 +219,34 @@ class FileStore:
         """A temp file for an incoming upload."""
         return UploadSink(self.tmp_dir)
 
-    def commit(
-        self, sink: UploadSink, filename: str, mime_type: str, *, downloadable: bool = False,
-        foreign: bool = False,
-    ) -> StoredFile:
-        """Move a finished upload into place and record it; returns the new file."""
+    def commit(self, sink: UploadSink, new: NewFile, quota_bytes: int | None = None) -> StoredFile:
+        """Move a finished upload into place and record it; returns the new file.
+
+        Raises QuotaExceeded (and drops the upload) if live files would then hold more than
+        ``quota_bytes`` bytes across all workspaces.
+        """
+        now = self._clock()
+        expires = None if new.expires_in is None else now + new.expires_in
         stored = StoredFile(
-            id=new_id("file"), filename=filename, mime_type=mime_type, size=sink.size,
-            sha256=sink.finish(), created_at=self._timestamp(), downloadable=downloadable,
-            foreign=foreign, deleted=False,
+            id=new_id("file"), filename=new.filename, mime_type=new.mime_type, size=sink.size,
+            sha256=sink.finish(), created_at=rfc3339(now), downloadable=new.downloadable,
+            foreign=new.foreign, deleted=False,
+            expires_at=None if expires is None else rfc3339(expires), scope=new.scope,
         )
         target = self.files_dir / stored.id
         try:
-            os.replace(sink.path, target)
             with self._transaction() as db:
+                if quota_bytes is not None and self._used(db, now) + sink.size > quota_bytes:
+                    raise QuotaExceeded()
+                os.replace(sink.path, target)
                 db.execute(
-                    f"INSERT INTO files ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (stored.id, filename, mime_type, stored.size, stored.sha256,
-                     stored.created_at, downloadable, foreign),
+                    "INSERT INTO files (id, filename, mime_type, size, sha256, created_at,"
+                    " downloadable, is_foreign, expires_at, scope_type, scope_id, workspace)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (stored.id, new.filename, new.mime_type, stored.size, stored.sha256,
+                     stored.created_at, new.downloadable, new.foreign, expires,
+                     None if new.scope is None else new.scope.type,
+                     None if new.scope is None else new.scope.id, new.workspace),
                 )
         except BaseException:
             sink.abort()
@@ -185,13 +254,18 @@ class FileStore:
             raise
         return stored
 
-    def _timestamp(self) -> str:
-        # RFC 3339 with microseconds and a Z, as the service writes it.
-        return datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    @staticmethod
+    def _used(db: sqlite3.Connection, now: float) -> int:
+        row = db.execute(f"SELECT COALESCE(SUM(size), 0) FROM files WHERE {_LIVE}",
+                         {"now": now}).fetchone()
+        return int(row[0])
 
-    def add_bytes(
-        self, filename: str, content: bytes, mime_type: str, *, downloadable: bool, foreign: bool
-    ) -> StoredFile:
+    def used_bytes(self) -> int:
+        """Bytes held by live files in every workspace (what the quota counts)."""
+        with self._lock:
+            return self._used(self._db, self._clock())
+
+    def add_bytes(self, content: bytes, new: NewFile) -> StoredFile:
         """Store ``content`` as a new file (used to seed files "another program" made)."""
         sink = self.new_sink()
         try:
@@ -199,85 +273,109 @@ class FileStore:
         except BaseException:
             sink.abort()
             raise
-        return self.commit(sink, filename, mime_type, downloadable=downloadable, foreign=foreign)
+        return self.commit(sink, new)
 
-    def get(self, file_id: str) -> StoredFile | None:
-        """The live (not deleted) file with this id, or None."""
-        rows = self._query(f"SELECT {_COLUMNS} FROM files WHERE id = ? AND deleted_at IS NULL",
-                           (file_id,))
-        return rows[0] if rows else None
+    def get(self, workspace: str, file_id: str) -> StoredFile | None:
+        """The live (not deleted, not expired) file with this id, or None."""
+        rows = self._query(f"WHERE workspace = :ws AND id = :id AND {_LIVE}",
+                           {"ws": workspace, "id": file_id})
+        return rows[0][1] if rows else None
+
+    def expired(self, workspace: str, file_id: str) -> bool:
+        """Whether this id names a file that was not deleted but is past its expiry."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM files WHERE workspace = ? AND id = ? AND deleted_at IS NULL"
+                " AND expires_at <= ?", (workspace, file_id, self._clock())).fetchone()
+        return row is not None
 
     def open_content(self, file_id: str) -> BinaryIO:
         """Open a file's content for reading (raises OSError if it is gone)."""
         return (self.files_dir / file_id).open("rb")
 
-    def delete(self, file_id: str) -> bool:
+    def delete(self, workspace: str, file_id: str) -> bool:
         """Delete a live file: content now, listing after the linger time. False if not live."""
+        now = self._clock()
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE files SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
-                (self._clock(), file_id),
+                "UPDATE files SET deleted_at = :now"
+                f" WHERE workspace = :ws AND id = :id AND {_LIVE}",
+                {"now": now, "ws": workspace, "id": file_id},
             )
             found = cursor.rowcount == 1
         if found:
             (self.files_dir / file_id).unlink(missing_ok=True)
         return found
 
-    def listed(self) -> list[StoredFile]:
+    def listed(self, workspace: str) -> list[StoredFile]:
         """Every file the listing shows now (live and lingering), newest first."""
-        sql = f"SELECT {_COLUMNS} FROM files WHERE {self._visible()} ORDER BY seq DESC"
-        return self._query(sql, (self._linger_cutoff(),))
+        rows = self._query(f"WHERE workspace = :ws AND {_VISIBLE} ORDER BY seq DESC",
+                           {"ws": workspace})
+        return [stored for _, stored in rows]
 
-    def find_live_foreign(self, filename: str) -> StoredFile | None:
+    def find_live_foreign(self, workspace: str, filename: str) -> StoredFile | None:
         """A live foreign file with this name, if any (makes seeding idempotent)."""
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM files WHERE filename = ? AND is_foreign = 1"
-            " AND deleted_at IS NULL LIMIT 1",
-            (filename,),
+            f"WHERE workspace = :ws AND filename = :name AND is_foreign = 1 AND {_LIVE} LIMIT 1",
+            {"ws": workspace, "name": filename},
         )
-        return rows[0] if rows else None
+        return rows[0][1] if rows else None
 
-    def page(self, limit: int, after_id: str | None, before_id: str | None) -> Page:
+    def page(self, workspace: str, limit: int, after_id: str | None,
+             before_id: str | None) -> Page:
         """``limit`` files older than ``after_id`` or newer than ``before_id``, newest first."""
-        cutoff = self._linger_cutoff()
-        if after_id is not None:
-            seq = self._seq_of(after_id)
-            where, order, args = "seq < ?", "DESC", [cutoff, seq, limit + 1]
-        elif before_id is not None:
-            seq = self._seq_of(before_id)
+        if before_id is not None:
             # The `limit` files nearest to the cursor are the oldest of the newer ones.
-            where, order, args = "seq > ?", "ASC", [cutoff, seq, limit + 1]
-        else:
-            where, order, args = "1 = 1", "DESC", [cutoff, limit + 1]
-        rows = self._query(
-            f"SELECT {_COLUMNS} FROM files WHERE {self._visible()} AND {where}"
-            f" ORDER BY seq {order} LIMIT ?",
-            tuple(args),
-        )
-        files = rows[:limit]
-        if order == "ASC":
-            files.reverse()
-        return Page(files=files, has_more=len(rows) > limit)
+            rows = self._window(workspace, "seq > :seq", "ASC", self._seq_of(workspace, before_id),
+                                limit)
+            return Page([f for _, f in rows[:limit]][::-1], len(rows) > limit)
+        after = None if after_id is None else self._seq_of(workspace, after_id)
+        return self.page_before_seq(workspace, limit, after)
 
-    def _seq_of(self, file_id: str) -> int:
+    def page_before_seq(self, workspace: str, limit: int, seq: int | None,
+                        scope_id: str | None = None) -> Page:
+        """``limit`` files ordered before ``seq`` (all when None), newest first."""
+        where = "1 = 1" if seq is None else "seq < :seq"
+        if scope_id is not None:
+            where += " AND scope_id = :scope"
+        rows = self._window(workspace, where, "DESC", seq, limit, scope_id)
+        page = rows[:limit]
+        return Page([f for _, f in page], len(rows) > limit, page[-1][0] if page else None)
+
+    def by_ids(self, workspace: str, ids: Sequence[str],
+               scope_id: str | None = None) -> list[StoredFile]:
+        """The live files among ``ids``, newest first; the rest are left out."""
+        args: dict[str, object] = {"ws": workspace, "scope": scope_id}
+        args.update({f"id{i}": file_id for i, file_id in enumerate(ids)})
+        marks = ", ".join(f":id{i}" for i in range(len(ids)))
+        scoped = "" if scope_id is None else " AND scope_id = :scope"
+        rows = self._query(
+            f"WHERE workspace = :ws AND id IN ({marks}) AND {_LIVE}{scoped} ORDER BY seq DESC",
+            args)
+        return [stored for _, stored in rows]
+
+    def _window(self, workspace: str, where: str, order: str, seq: int | None, limit: int,
+                scope_id: str | None = None) -> list[tuple[int, StoredFile]]:
+        args = {"ws": workspace, "seq": seq, "limit": limit + 1, "scope": scope_id}
+        return self._query(
+            f"WHERE workspace = :ws AND {_VISIBLE} AND {where} ORDER BY seq {order} LIMIT :limit",
+            args)
+
+    def _seq_of(self, workspace: str, file_id: str) -> int:
         with self._lock:
-            row = self._db.execute("SELECT seq FROM files WHERE id = ?", (file_id,)).fetchone()
+            row = self._db.execute("SELECT seq FROM files WHERE workspace = ? AND id = ?",
+                                   (workspace, file_id)).fetchone()
         if row is None:
             raise UnknownCursor(file_id)
         return int(row[0])
 
-    def _linger_cutoff(self) -> float:
-        return self._clock() - self._linger
-
-    @staticmethod
-    def _visible() -> str:
-        # Deleted rows stay listed while they linger, like the service's "shortly after".
-        return "(deleted_at IS NULL OR deleted_at > ?)"
-
-    def _query(self, sql: str, args: tuple[object, ...]) -> list[StoredFile]:
+    def _query(self, where: str, args: Mapping[str, object]) -> list[tuple[int, StoredFile]]:
+        """Rows ``SELECT ... FROM files <where>``; ``:now`` and ``:cutoff`` are filled in."""
+        now = self._clock()
+        args = {"now": now, "cutoff": now - self._linger, **args}
         with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [_row_to_file(row) for row in rows]
+            rows = self._db.execute(f"SELECT {_COLUMNS} FROM files {where}", args).fetchall()
+        return [(int(row[-1]), _row_to_file(row[:-1])) for row in rows]
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -286,7 +384,8 @@ class FileStore:
 
 
 def _row_to_file(row: tuple[object, ...]) -> StoredFile:
-    file_id, filename, mime_type, size, sha256, created, downloadable, foreign, deleted_at = row
+    (file_id, filename, mime_type, size, sha256, created, downloadable, foreign, deleted_at,
+     expires_at, scope_type, scope_id) = row
     return StoredFile(
         id=str(file_id),
         filename=str(filename),
@@ -297,116 +396,6 @@ def _row_to_file(row: tuple[object, ...]) -> StoredFile:
         downloadable=bool(downloadable),
         foreign=bool(foreign),
         deleted=deleted_at is not None,
+        expires_at=None if expires_at is None else rfc3339(float(expires_at)),  # type: ignore[arg-type]
+        scope=None if scope_type is None else FileScope(str(scope_type), str(scope_id)),
     )
-
-
-_PARAM_RE = re.compile(rb';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
-
-
-def _disposition_params(value: bytes) -> dict[bytes, str]:
-    """Parameters of a Content-Disposition header, unquoted and decoded as UTF-8."""
-    params: dict[bytes, str] = {}
-    for key, raw in _PARAM_RE.findall(value):
-        if len(raw) >= 2 and raw[:1] == b'"' and raw[-1:] == b'"':
-            raw = re.sub(rb"\\(.)", rb"\1", raw[1:-1])
-        # surrogateescape turns bad UTF-8 into lone surrogates, which filename_problem refuses.
-        params.setdefault(key.lower(), raw.strip().decode("utf-8", "surrogateescape"))
-    return params
-
-
-class MultipartIngest:
-    """Streams the one ``file`` part of a multipart/form-data body into the store.
-
-    Memory stays flat whatever the file size: each chunk goes to a temp file and the hash.
-    Feed it the body chunk by chunk, then ``commit()``; ``abort()`` in a ``finally``.
-    """
-
-    def __init__(self, store: FileStore, boundary: bytes, max_bytes: int) -> None:
-        self._store = store
-        self._max_bytes = max_bytes
-        self._parser = MultipartParser(boundary, self._callbacks())
-        self._sink: UploadSink | None = None
-        self._filename = ""
-        self._mime_type = ""
-        self._in_file = False
-        self._ended = False
-        self._headers: dict[bytes, bytes] = {}
-        self._field = b""
-        self._value = b""
-
-    def feed(self, chunk: bytes) -> None:
-        """Parse the next chunk of the body (raises BadUpload or UploadTooLarge)."""
-        try:
-            self._parser.write(chunk)
-        except FormParserError as exc:
-            raise BadUpload("Invalid multipart/form-data body") from exc
-
-    def commit(self) -> StoredFile:
-        """Check the body was complete and held a file, then store it."""
-        try:
-            self._parser.finalize()
-        except FormParserError as exc:
-            raise BadUpload("Invalid multipart/form-data body") from exc
-        if self._sink is None:
-            raise BadUpload("file: Field required")
-        if not self._ended or self._in_file:
-            raise BadUpload("Invalid multipart/form-data body: it ends before the closing boundary")
-        return self._store.commit(self._sink, self._filename, self._mime_type)
-
-    def abort(self) -> None:
-        """Remove whatever was not committed (a no-op after ``commit``)."""
-        if self._sink is not None:
-            self._sink.abort()
-
-    def _callbacks(self) -> MultipartCallbacks:
-        return {
-            "on_part_begin": self._part_begin, "on_header_field": self._header_field,
-            "on_header_value": self._header_value, "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished, "on_part_data": self._part_data,
-            "on_part_end": self._part_end, "on_end": self._end,
-        }
-
-    def _part_begin(self) -> None:
-        self._headers = {}
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._field += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._value += data[start:end]
-
-    def _header_end(self) -> None:
-        self._headers[self._field.strip().lower()] = self._value.strip()
-        self._field, self._value = b"", b""
-
-    def _headers_finished(self) -> None:
-        params = _disposition_params(self._headers.get(b"content-disposition", b""))
-        if params.get(b"name") != "file":
-            return  # other form fields are ignored
-        if self._sink is not None:
-            raise BadUpload("file: exactly one part named `file` is allowed")
-        filename = params.get(b"filename")
-        if filename is None:
-            raise BadUpload("file: the part must be a file (Content-Disposition needs a filename)")
-        problem = filename_problem(filename)
-        if problem is not None:
-            raise BadUpload(problem)
-        mime_type = self._headers.get(b"content-type", b"").decode("latin-1").strip()
-        if len(mime_type) > 255:
-            raise BadUpload("file: the part's Content-Type is longer than 255 characters")
-        self._filename = filename
-        self._mime_type = mime_type or "application/octet-stream"
-        self._sink = self._store.new_sink()
-        self._in_file = True
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._in_file and self._sink is not None:
-            self._sink.write(data[start:end])
-            if self._sink.size > self._max_bytes:
-                raise UploadTooLarge()
-
-    def _part_end(self) -> None:
-        self._in_file = False
-
-    def _end(self) -> None:
-        self._ended = True

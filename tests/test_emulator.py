@@ -260,7 +260,8 @@ def test_missing_or_wrong_key_is_401_without_echo(emu: RunningEmulator, key: str
 @pytest.mark.parametrize(
     ("header", "value", "message"),
     [("anthropic-version", None, "anthropic-version: header is required"),
-     ("anthropic-version", "2024-01-01", "anthropic-version: this server speaks only 2023-06-01"),
+     ("anthropic-version", "2024-01-01",
+      "anthropic-version: this server speaks only 2023-06-01 and 2026-10-21"),
      ("anthropic-beta", None,
       "anthropic-beta: header is required (the Files API needs files-api-2025-04-14)"),
      ("anthropic-beta", "other-beta-2024-01-01",
@@ -616,7 +617,8 @@ def test_control_endpoints(emu: RunningEmulator, client: httpx.Client) -> None:
     files = httpx.get(f"{base}/files").json()
     assert [{"id": file_id, "filename": "s.txt", "mime_type": "text/plain", "size": 6,
              "sha256": hashlib.sha256(b"seeded").hexdigest(), "created_at": files[0]["created_at"],
-             "downloadable": True, "foreign": True, "deleted": False}] == files
+             "downloadable": True, "foreign": True, "deleted": False, "expires_at": None,
+             "scope": None}] == files
     expected = 1
     assert expected == httpx.get(f"{base}/stats").json()["download"]
     expected = 0
