@@ -6,10 +6,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from syncd.client import FilesClient
+from syncd.client import WorkspaceGuard
 from syncd.config import Settings, resolve_api_key
-from syncd.errors import ApiError, ConfigError, SafetyStop
-from syncd.journal import lock_holder
+from syncd.errors import ApiError, ConfigError, JournalError, SafetyStop, WorkspaceMismatch
+from syncd.journal import Journal, lock_holder
 from syncd.scan import check_root
 
 Check = tuple[bool, str]
@@ -56,15 +56,32 @@ def _existing_parent(path: Path) -> Path:
 
 
 def check_online(settings: Settings) -> Check:
-    """One list call: the key works and the service answers."""
+    """One list call: the key works, the service answers, and which workspace it is."""
+    from syncd.daemon import make_client
+
+    known = _journal_workspace(settings)
     try:
-        key, _ = resolve_api_key(settings)
-        with FilesClient(key, settings.remote.base_url, max_retries=1) as client:
+        with make_client(settings) as client:
+            client.max_retries = 1
+            client.workspace = WorkspaceGuard(settings.remote.workspace_id or known)
             page = client.list_page(limit=1)
-    except (ConfigError, ApiError) as exc:
+    except (ConfigError, ApiError, WorkspaceMismatch) as exc:
         return False, f"{settings.remote.base_url}: {exc}"
-    more = "+" if page.has_more else ""
-    return True, f"{settings.remote.base_url} answered; workspace has {len(page.data)}{more} files"
+    more = "+" if page.next is not None else ""
+    workspace = client.workspace.expected or "not named by the service"
+    return True, (
+        f"{settings.remote.base_url} answered (api_version {settings.remote.api_version});"
+        f" workspace {workspace} has {len(page.data)}{more} files"
+    )
+
+
+def _journal_workspace(settings: Settings) -> str | None:
+    """The workspace an existing journal is bound to, if it can be read."""
+    try:
+        with Journal.open_readonly(settings.journal_path) as journal:
+            return journal.get_meta("workspace_id") or None
+    except JournalError:
+        return None
 
 
 def run_checks(settings: Settings, online: bool, emit: Callable[[str], None]) -> int:

@@ -45,11 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--dry-run", action="store_true", help="show what would change, send nothing")
     sync.add_argument("--allow-mass-delete", action="store_true",
                       help="allow deleting more than [sync] max_delete_fraction of the files")
+    sync.add_argument("--allow-mass-reupload", action="store_true",
+                      help="believe a listing that lacks more than [sync] max_missing_fraction"
+                      " of the synced files, and upload them again")
     status = command("status", "what is synced, pending and failing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    ls = command("ls", "the path -> file_id map")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls = command("ls", "the path -> file_id map, or ready-to-use content blocks or resources")
+    ls.add_argument("--format", choices=("text", "json", "blocks", "resources"),
+                    help="text (the default): a table; json: one object per file; blocks:"
+                    " Messages content blocks; resources: Managed Agents file resources")
+    ls.add_argument("--json", action="store_true", help="same as --format json")
+    ls.add_argument("--mount-name", metavar="NAME",
+                    help="with --format resources: mount under /mnt/NAME/ (default: the root"
+                    " folder's name)")
     ls.add_argument("prefix", nargs="?", default="", metavar="PATH-PREFIX")
+    ls.set_defaults(usage_error=ls.error)  # cmd_ls rejects conflicting options as argparse does
     command("errors", "paths in error state, with the reason")
     rebuild = command("rebuild", "rebuild a lost or corrupt journal from the remote listing"
                       " (lists only: nothing is uploaded or deleted)")
@@ -120,12 +130,16 @@ def _key_or_none(settings: Settings) -> tuple[str | None, str]:
 def cmd_sync(args: argparse.Namespace) -> int:
     """``syncd sync``."""
     settings = _settings(args)
-    options = Options(allow_mass_delete=args.allow_mass_delete)
+    options = Options(allow_mass_delete=args.allow_mass_delete,
+                      allow_mass_reupload=args.allow_mass_reupload)
     with Daemon(settings, options) as daemon:
         if args.dry_run:
             return daemon.dry_run(sys.stdout)
         code = daemon.sync_once()
-    if code:
+        problems = daemon.problems()
+    for problem in problems:
+        print(f"syncd: {problem}", file=sys.stderr)
+    if code and not problems:
         print("syncd: some paths are not synced; see `syncd errors`", file=sys.stderr)
     return code
 
@@ -165,8 +179,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    """``syncd ls``."""
-    return print_ls(load_settings(args.config), args.prefix, as_json=args.json)
+    """``syncd ls``: ``--json`` is ``--format json``; it conflicts with any other format."""
+    fmt = args.format or ("json" if args.json else "text")
+    if args.json and fmt != "json":
+        args.usage_error(f"argument --json: not allowed with --format {fmt}")
+    if args.mount_name is not None and fmt != "resources":
+        args.usage_error(f"argument --mount-name: only with --format resources, not {fmt}")
+    return print_ls(load_settings(args.config), args.prefix, fmt, mount_name=args.mount_name)
 
 
 def cmd_errors(args: argparse.Namespace) -> int:

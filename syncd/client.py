@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import secrets
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 import structlog
@@ -27,14 +30,17 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from syncd import __version__
 from syncd.errors import (
     ApiError,
+    BadAnswer,
     BadRequest,
     ConfigError,
     ConnectionFailed,
     FileChangedError,
+    IncompleteListing,
     LocalFileError,
     NotFound,
     RateLimited,
     TooLarge,
+    WorkspaceMismatch,
     error_from_response,
     error_from_transport,
 )
@@ -44,8 +50,12 @@ from syncd.pacer import Pacer, Sleep
 from syncd.retry import RetryWait, is_retryable, retry_delay
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
-API_VERSION = "2023-06-01"
+ApiVersion = Literal["2026-10-21", "2023-06-01"]
+GA_VERSION: ApiVersion = "2026-10-21"  # what the official SDK (anthropic 2.14.0) sends
+BETA_VERSION: ApiVersion = "2023-06-01"  # the 2025 beta, with the files-api beta header
+API_VERSIONS: tuple[ApiVersion, ...] = (GA_VERSION, BETA_VERSION)
 FILES_BETA = "files-api-2025-04-14"
+WORKSPACE_HEADER = "anthropic-workspace-id"
 MAX_UPLOAD_BYTES = 500 * 10**6  # the contract leaves 10^6 vs 2^20 open: take the smaller
 LIST_LIMIT = 1000
 CHUNK = 1024 * 1024
@@ -53,6 +63,32 @@ CHUNK = 1024 * 1024
 log = structlog.get_logger("syncd.client")
 T = TypeVar("T")
 RequestObserver = Callable[[str, "int | None", float], None]
+# Ids and cursors from the server go into URLs: only these characters, never `/` or `..`.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_CURSOR = re.compile(r"[A-Za-z0-9_=.~-]{1,4096}")
+
+
+def valid_id(value: object, what: str = "file id") -> str:
+    """``value`` if it is a safe identifier from the server, else BadAnswer."""
+    if isinstance(value, str) and _ID.fullmatch(value):
+        return value
+    raise BadAnswer(f"the service sent an invalid {what} ({_short(value)})")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _timestamp(value: object, what: str) -> datetime:
+    """An RFC 3339 timestamp from the service, always timezone-aware."""
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadAnswer(f"the service sent an unparsable {what} ({_short(value)})") from exc
+    if parsed.tzinfo is None:
+        raise BadAnswer(f"the service sent {what} without a timezone ({_short(value)})")
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -65,31 +101,106 @@ class RemoteFile:
     size_bytes: int
     created_at: datetime
     downloadable: bool = False
+    expires_at: datetime | None = None  # GA: when the service drops the bytes (None: never)
+    scoped: bool = False  # GA: a session's output (``scope`` set): never ours
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RemoteFile:
-        """Parse a File object; raise ApiError if a required field is missing or malformed."""
+    def from_json(cls, data: object) -> RemoteFile:
+        """Parse a File object; raise BadAnswer if a required field is missing or malformed."""
+        if not isinstance(data, dict):
+            raise BadAnswer(f"the service sent a File that is not an object ({_short(data)})")
         try:
+            expires = data.get("expires_at")
+            size = data["size_bytes"]
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise ValueError(f"size_bytes {_short(size)}")
             return cls(
-                id=str(data["id"]),
+                id=valid_id(data["id"]),
                 filename=str(data["filename"]),
                 mime_type=str(data.get("mime_type") or "application/octet-stream"),
-                size_bytes=int(data["size_bytes"]),
-                created_at=datetime.fromisoformat(str(data["created_at"]).replace("Z", "+00:00")),
-                downloadable=bool(data.get("downloadable", False)),
+                size_bytes=size,
+                created_at=_timestamp(data["created_at"], "created_at"),
+                downloadable=data.get("downloadable") is True,
+                expires_at=None if expires is None else _timestamp(expires, "expires_at"),
+                scoped=data.get("scope") is not None,
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise ApiError(f"malformed File object from the service: {exc}") from exc
+            raise BadAnswer(f"malformed File object from the service: {exc}") from exc
+
+
+Cursor = tuple[Literal["page", "after_id"], str]
 
 
 @dataclass(frozen=True)
 class FilePage:
-    """One page of the listing."""
+    """One page of the listing and where the next one starts (None: this was the last)."""
 
     data: tuple[RemoteFile, ...]
-    first_id: str | None
-    last_id: str | None
-    has_more: bool
+    next: Cursor | None
+
+
+def parse_page(body: dict[str, Any], limit: int) -> FilePage:
+    """Read a list answer in either version's shape; raise BadAnswer unless it says how it ends.
+
+    GA: ``next_page`` (a cursor, or null on the last page). 2025 beta: ``has_more`` and
+    ``last_id``. A page with neither marker proves nothing about the rest, so it is refused.
+    """
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise BadAnswer("the listing has no `data` list")
+    files = tuple(RemoteFile.from_json(item) for item in data)
+    if "next_page" in body:
+        after = body["next_page"]
+        if after is None:
+            return FilePage(files, None)
+        if not isinstance(after, str) or not _CURSOR.fullmatch(after):
+            raise BadAnswer(f"the listing's next_page is not a page cursor ({_short(after)})")
+        if body.get("has_more") is False:
+            raise BadAnswer("the listing says both next_page and has_more false")
+        return FilePage(files, ("page", after))
+    more = body.get("has_more")
+    if more is False:
+        return FilePage(files, None)
+    if more is True:
+        return FilePage(files, ("after_id", valid_id(body.get("last_id"), "last_id")))
+    full = " full" if len(files) >= limit else ""
+    raise IncompleteListing(
+        f"a{full} page of the listing carries neither next_page nor has_more: the listing is not"
+        " proven complete"
+    )
+
+
+class WorkspaceGuard:
+    """The workspace this client must stay in, learnt from the first answer that names one.
+
+    Once known it is sent with every request (the service refuses a request whose header does
+    not match the key's workspace), and an answer from any other workspace raises
+    WorkspaceMismatch before its body is used. Thread-safe.
+    """
+
+    def __init__(
+        self, expected: str | None = None, on_learn: Callable[[str], None] | None = None
+    ) -> None:
+        self._lock = threading.Lock()
+        self.expected = expected
+        self.on_learn = on_learn
+
+    def check(self, seen: str) -> None:
+        """Compare an answer's workspace header with the expected one (learning it if new)."""
+        valid_id(seen, "workspace id")
+        with self._lock:
+            if self.expected is None:
+                if self.on_learn is not None:
+                    self.on_learn(seen)  # recorded before anything else is sent
+                self.expected = seen
+                log.info("workspace", workspace_id=seen)
+                return
+            expected = self.expected
+        if seen != expected:
+            raise WorkspaceMismatch(
+                f"this journal belongs to workspace {expected}, the key now reaches workspace"
+                f" {seen}; point [state] journal elsewhere or run `syncd rebuild`"
+            )
 
 
 @dataclass(frozen=True)
@@ -104,17 +215,32 @@ class UploadResult:
 
 
 class _ApiKeyAuth(httpx.Auth):
-    """Adds the key per request, so it never sits in client-wide headers or a repr."""
+    """Adds the key per request, so it never sits in client-wide headers or a repr.
 
-    def __init__(self, key: str) -> None:
+    GA sends ``Authorization: Bearer`` as the official SDK does; the 2025 beta ``x-api-key``.
+    """
+
+    def __init__(self, key: str, bearer: bool) -> None:
         self._key = key
+        self._bearer = bearer
 
     def __repr__(self) -> str:
         return "_ApiKeyAuth(key=<hidden>)"
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["x-api-key"] = self._key
+        if self._bearer:
+            request.headers["authorization"] = f"Bearer {self._key}"
+        else:
+            request.headers["x-api-key"] = self._key
         yield request
+
+
+def version_headers(api_version: ApiVersion) -> dict[str, str]:
+    """The headers every request of ``api_version`` carries (the key aside)."""
+    headers = {"anthropic-version": api_version, "user-agent": f"syncd/{__version__}"}
+    if api_version == BETA_VERSION:
+        headers["anthropic-beta"] = FILES_BETA
+    return headers
 
 
 class FilesClient:
@@ -125,6 +251,9 @@ class FilesClient:
         api_key: str,
         base_url: str = DEFAULT_BASE_URL,
         *,
+        api_version: ApiVersion = GA_VERSION,
+        workspace: WorkspaceGuard | None = None,
+        expires_in_seconds: int | None = None,
         pacer: Pacer | None = None,
         transport: httpx.BaseTransport | None = None,
         max_retries: int = 4,
@@ -140,22 +269,25 @@ class FilesClient:
                 "no API key: set ANTHROPIC_API_KEY, or [remote] api_key_file in the config, "
                 "or the systemd credential anthropic_api_key"
             )
+        if api_version not in API_VERSIONS:
+            raise ConfigError(
+                f"unknown api_version {api_version!r}; use one of {', '.join(API_VERSIONS)}"
+            )
         self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self.workspace = workspace or WorkspaceGuard()
+        self.expires_in_seconds = expires_in_seconds
         self.pacer = pacer or Pacer(requests_per_minute=90, burst=1)
         self.max_upload_bytes = max_upload_bytes
-        self._max_retries = max_retries
+        self.max_retries = max_retries
         self._sleep = sleep
         self._rand = rand
         self._observer = observer
         self._on_retry = on_retry
         self._http = httpx.Client(
             base_url=self.base_url,
-            auth=_ApiKeyAuth(api_key.strip()),
-            headers={
-                "anthropic-version": API_VERSION,
-                "anthropic-beta": FILES_BETA,
-                "user-agent": f"syncd/{__version__}",
-            },
+            auth=_ApiKeyAuth(api_key.strip(), bearer=api_version == GA_VERSION),
+            headers=version_headers(api_version),
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
         )
@@ -204,45 +336,44 @@ class FilesClient:
             raise
         return replace(result, maybe_orphans=bool(lost))
 
-    def list_page(self, limit: int = LIST_LIMIT, after_id: str | None = None) -> FilePage:
-        """One page of the listing, after ``after_id``."""
+    def list_page(self, limit: int = LIST_LIMIT, cursor: Cursor | None = None) -> FilePage:
+        """One page of the listing, from ``cursor`` (a previous page's ``next``)."""
         params: dict[str, str | int] = {"limit": limit}
-        if after_id:
-            params["after_id"] = after_id
+        if cursor is not None:
+            params[cursor[0]] = cursor[1]
         body = self._retrying("list", lambda: self._json("list", "GET", "/v1/files", params))
-        try:
-            return FilePage(
-                data=tuple(RemoteFile.from_json(item) for item in body["data"]),
-                first_id=body.get("first_id"),
-                last_id=body.get("last_id"),
-                has_more=bool(body.get("has_more", False)),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ApiError(f"malformed file list from the service: {exc}") from exc
+        return parse_page(body, limit)
 
     def iter_files(self, limit: int = LIST_LIMIT) -> Iterator[RemoteFile]:
-        """Every file in the workspace, page by page; never assumes an order."""
-        after: str | None = None
-        seen: set[str] = set()
+        """Every file in the workspace, page by page; never assumes an order.
+
+        The iterator ends only after a page that says it is the last one: a listing consumed
+        to its end is complete. Anything else (a page in neither shape, a cursor that repeats)
+        raises, so no caller can act on part of a listing.
+        """
+        cursor: Cursor | None = None
+        seen: set[Cursor] = set()
         while True:
-            page = self.list_page(limit, after)
+            page = self.list_page(limit, cursor)
             yield from page.data
-            if not page.has_more or not page.data or not page.last_id:
+            if page.next is None:
                 return
-            if page.last_id in seen:
-                raise ApiError(f"the listing repeated cursor {page.last_id}; stopping")
-            seen.add(page.last_id)
-            after = page.last_id
+            if page.next in seen:
+                raise IncompleteListing(f"the listing repeated its cursor {page.next[1][:40]}")
+            seen.add(page.next)
+            cursor = page.next
 
     def get(self, file_id: str) -> RemoteFile:
         """The metadata of one file."""
-        body = self._retrying("get", lambda: self._json("get", "GET", f"/v1/files/{file_id}"))
+        url = _file_url(file_id)
+        body = self._retrying("get", lambda: self._json("get", "GET", url))
         return RemoteFile.from_json(body)
 
     def delete(self, file_id: str) -> bool:
         """Delete a file; False if it was already gone (404), which is not an error."""
+        url = _file_url(file_id)
         try:
-            self._retrying("delete", lambda: self._json("delete", "DELETE", f"/v1/files/{file_id}"))
+            self._retrying("delete", lambda: self._json("delete", "DELETE", url))
         except NotFound:
             return False
         return True
@@ -257,14 +388,12 @@ class FilesClient:
         self, op: str, method: str, url: str, params: dict[str, str | int] | None = None
     ) -> dict[str, Any]:
         request = self._http.build_request(method, url, params=params)
-        response = self._send(op, request)
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise ApiError(f"{op}: answer {response.status_code} is not JSON") from exc
-        if not isinstance(body, dict):
-            raise ApiError(f"{op}: answer is a JSON {type(body).__name__}, not an object")
-        return body
+        return _json_object(op, self._send(op, request))
+
+    def _upload_fields(self) -> dict[str, str]:
+        if self.expires_in_seconds is None:
+            return {}
+        return {"expires_in_seconds": str(self.expires_in_seconds)}
 
     def _upload_once(
         self, path: Path, remote_name: str, content_type: str, expected: LocalStat | None
@@ -284,19 +413,21 @@ class FilesClient:
                     f"{before.size} bytes is over the {self.max_upload_bytes}-byte upload limit",
                     error_type="request_too_large",
                 )
-            body = _MultipartFile(handle, before.size, remote_name, content_type)
+            body = _MultipartFile(
+                handle, before.size, remote_name, content_type, self._upload_fields()
+            )
             request = self._http.build_request(
                 "POST", "/v1/files", content=body, headers=body.headers()
             )
             response = self._send("upload", request)
-            uploaded = RemoteFile.from_json(response.json())
+            uploaded = RemoteFile.from_json(_json_object("upload", response))
         finally:
             handle.close()
         _check_unchanged(path, before, uploaded)
         return UploadResult(file=uploaded, sha256=body.sha256(), local=before)
 
     def _download_once(self, file_id: str, dest: Path) -> int:
-        request = self._http.build_request("GET", f"/v1/files/{file_id}/content")
+        request = self._http.build_request("GET", _file_url(file_id) + "/content")
         tmp = dest.with_name(f".{dest.name}.syncd-{secrets.token_hex(4)}")
         try:
             response = self._send("download", request, stream=True)
@@ -315,6 +446,8 @@ class FilesClient:
 
     def _send(self, op: str, request: httpx.Request, stream: bool = False) -> httpx.Response:
         """Pace, send, log and translate one request; return a successful response."""
+        if self.workspace.expected is not None:
+            request.headers[WORKSPACE_HEADER] = self.workspace.expected
         self.pacer.acquire()
         started = time.monotonic()
         try:
@@ -330,6 +463,13 @@ class FilesClient:
             request_id=response.headers.get("request-id"),
             duration_ms=round((time.monotonic() - started) * 1000, 1),
         )
+        seen = response.headers.get(WORKSPACE_HEADER)
+        if seen is not None:
+            try:
+                self.workspace.check(seen)
+            except BaseException:
+                response.close()
+                raise
         if response.is_success:
             return response
         if stream:
@@ -346,7 +486,7 @@ class FilesClient:
 
     def _retrying(self, op: str, attempt: Callable[[], T]) -> T:
         retrying = Retrying(
-            stop=stop_after_attempt(self._max_retries + 1),
+            stop=stop_after_attempt(self.max_retries + 1),
             wait=RetryWait(self._rand),
             retry=retry_if_exception(is_retryable),
             sleep=self._sleep,
@@ -367,6 +507,22 @@ class FilesClient:
             self._on_retry(state.upcoming_sleep)
 
 
+def _json_object(op: str, response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object; BadAnswer for anything else."""
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise BadAnswer(f"{op}: answer {response.status_code} is not JSON") from exc
+    if not isinstance(body, dict):
+        raise BadAnswer(f"{op}: answer is a JSON {type(body).__name__}, not an object")
+    return body
+
+
+def _file_url(file_id: str) -> str:
+    """The URL of one file; an id that is not a plain token never reaches a URL."""
+    return "/v1/files/" + urllib.parse.quote(valid_id(file_id), safe="")
+
+
 def _check_unchanged(path: Path, before: LocalStat, uploaded: RemoteFile) -> None:
     """Raise FileChangedError if ``path`` no longer matches what was read."""
     try:
@@ -385,12 +541,20 @@ class _MultipartFile:
     caught afterwards by the stat check.
     """
 
-    def __init__(self, handle: Any, size: int, name: str, content_type: str) -> None:
+    def __init__(
+        self, handle: Any, size: int, name: str, content_type: str,
+        fields: dict[str, str] | None = None,
+    ) -> None:
         self._handle = handle
         self._size = size
         self._boundary = f"syncd-{secrets.token_hex(16)}"
-        self._head = (
+        extra = "".join(
             f"--{self._boundary}\r\n"
+            f'Content-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
+            for key, value in (fields or {}).items()
+        )
+        self._head = (
+            extra + f"--{self._boundary}\r\n"
             f'Content-Disposition: form-data; name="file"; filename="{name}"\r\n'
             f"Content-Type: {content_type}\r\n\r\n"
         ).encode()

@@ -16,7 +16,14 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,11 +31,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from syncd.client import DEFAULT_BASE_URL
-from syncd.errors import ConfigError
+from syncd.client import DEFAULT_BASE_URL, GA_VERSION, ApiVersion, valid_id
+from syncd.errors import BadAnswer, ConfigError
 from syncd.names import prefix_problem
 
 CREDENTIAL_NAME = "anthropic_api_key"
+_SECTIONS = ("remote", "sync", "state", "log", "metrics")
 _toml_path: ContextVar[Path | None] = ContextVar("syncd_toml_path", default=None)
 
 
@@ -40,6 +48,9 @@ class RemoteSettings(_Section):
     """``[remote]``: where the files go and how fast."""
 
     base_url: str = DEFAULT_BASE_URL
+    api_version: ApiVersion = GA_VERSION
+    workspace_id: str | None = None
+    expires_in_days: int | None = Field(default=None, ge=1, le=90)
     api_key_file: Path | None = None
     name_prefix: str = ""
     requests_per_minute: float = Field(default=90, gt=0)
@@ -62,6 +73,27 @@ class RemoteSettings(_Section):
             raise ValueError(problem)
         return value
 
+    @field_validator("workspace_id")
+    @classmethod
+    def _workspace(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                valid_id(value, "workspace id")
+            except BadAnswer:
+                raise ValueError("must be a workspace id such as wrkspc_01AbC...") from None
+        return value
+
+    @model_validator(mode="after")
+    def _expiry_needs_ga(self) -> RemoteSettings:
+        if self.expires_in_days is not None and self.api_version != GA_VERSION:
+            raise ValueError(f"expires_in_days needs api_version = \"{GA_VERSION}\"")
+        return self
+
+    @property
+    def expires_in_seconds(self) -> int | None:
+        """The lifetime uploads ask for, or None (copies never expire)."""
+        return None if self.expires_in_days is None else self.expires_in_days * 86400
+
 
 class SyncSettings(_Section):
     """``[sync]``: how the mirror behaves."""
@@ -74,6 +106,7 @@ class SyncSettings(_Section):
     ignore: tuple[str, ...] = ()
     follow_symlinks: bool = False
     max_delete_fraction: float = Field(default=0.5, ge=0, le=1)
+    max_missing_fraction: float = Field(default=0.1, ge=0, le=1)
     shutdown_timeout_seconds: float = Field(default=20.0, ge=0)
 
 
@@ -188,14 +221,20 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     """The first validation problem as one line: which key, what is wrong, where to fix it."""
     err = exc.errors()[0]
     loc = [str(part) for part in err["loc"]]
-    key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else (loc[0] if loc else "config")
+    if len(loc) > 1:
+        key = f"[{loc[0]}] {'.'.join(loc[1:])}"
+    elif loc and loc[0] in _SECTIONS:
+        key = f"[{loc[0]}]"
+    else:
+        key = loc[0] if loc else "config"
     where = f" in {path}" if path else ""
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     if err["type"] == "extra_forbidden":
         return f"unknown config key {key}{where}; see config.example.toml for the keys{more}"
     if err["type"] == "missing":
         return f"config key {key} is required{where}; set it (e.g. root = \"/srv/docs\"){more}"
-    return f"config key {key}{where}: {err['msg']}{more}"
+    message = str(err["msg"]).removeprefix("Value error, ")
+    return f"config key {key}{where}: {message}{more}"
 
 
 def resolve_api_key(settings: Settings) -> tuple[str, str]:

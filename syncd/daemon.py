@@ -18,11 +18,12 @@ from typing import TextIO
 
 import structlog
 
-from syncd.client import FilesClient
+from syncd.client import FilesClient, WorkspaceGuard
 from syncd.config import Settings, resolve_api_key
 from syncd.deletes import DeleteGate, delete_owed, flush_tombstones
 from syncd.dirtyqueue import DirtyQueue
-from syncd.errors import ConfigError, JournalError, SafetyStop, SyncdError
+from syncd.errors import ConfigError, JournalError, SafetyStop, SyncdError, WorkspaceMismatch
+from syncd.expiry import mark_expiring
 from syncd.ignore import IgnoreRules
 from syncd.journal import Journal
 from syncd.loop import run_loop
@@ -31,6 +32,7 @@ from syncd.metrics import Metrics
 from syncd.notify import Notifier
 from syncd.pacer import Pacer
 from syncd.progress import PassProgress
+from syncd.quota import QuotaPause
 from syncd.reconcile import Reconciler, plan, snapshot
 from syncd.scan import ScanResult, check_root, local_stat, merge, walk
 from syncd.throttle import WarnOnce
@@ -47,6 +49,7 @@ class Options:
     """Per-invocation switches that are not configuration."""
 
     allow_mass_delete: bool = False
+    allow_mass_reupload: bool = False
     max_sync_wait: float = 120.0  # `sync`: how far ahead a retry may be before giving up
     progress: bool = True
 
@@ -68,11 +71,16 @@ class Daemon:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.root = settings.root.expanduser().absolute()
-        self.client = client or _make_client(settings, self.metrics)
+        self.client = client or make_client(settings, self.metrics)
         self.journal = Journal.open(
             settings.journal_path, os.fsdecode(self.root), settings.remote.base_url,
             settings.remote.name_prefix,
         )
+        try:
+            bind_workspace(self.client, self.journal, settings.remote.workspace_id)
+        except BaseException:
+            self.journal.close()
+            raise
         sync = settings.sync
         self.queue = DirtyQueue(sync.settle_seconds, sync.settle_max_seconds, clock=clock)
         self.gate = DeleteGate(sync.max_delete_fraction, self.options.allow_mass_delete)
@@ -81,15 +89,17 @@ class Daemon:
             root=self.root, rules=self._load_rules(settings), follow_symlinks=sync.follow_symlinks,
             name_prefix=settings.remote.name_prefix, client=self.client, journal=self.journal,
             queue=self.queue, gate=self.gate, clock=clock, warn=self.warn, metrics=self.metrics,
+            quota=QuotaPause(clock),
         )
         self.syncer = Syncer(self.ctx)
-        self.reconciler = Reconciler(self.ctx, self.gate)
+        missing = 1.0 if self.options.allow_mass_reupload else sync.max_missing_fraction
+        self.reconciler = Reconciler(self.ctx, self.gate, missing)
         self.fatal: BaseException | None = None
         self.suspended: str | None = None  # why the journal cannot be written, while it can't
         self.drained = True
         self._rescan_reason: str | None = None
         self._reload: Reload | None = None
-        self._published_depth = ""
+        self._published: dict[str, str] = {}
 
     def close(self) -> None:
         """Release the connection pool, the metrics server and (once drained) the journal."""
@@ -268,13 +278,27 @@ class Daemon:
         return Hints(self.queue.mark, mark_under, self.request_rescan)
 
     def publish_depth(self) -> None:
-        """Let `syncd status` (another process) see how much is queued."""
+        """Let `syncd status` (another process) see how much is queued and what is paused."""
         pending, held = self.queue.depth()
         self.metrics.queue(pending, held)
-        depth = str(pending + held + self.gate.pending())
-        if depth != self._published_depth:
-            self.journal.set_meta("queued", depth)
-            self._published_depth = depth
+        self._publish("queued", str(pending + held + self.gate.pending()))
+        self._publish("uploads_paused", self.ctx.quota.reason or "")
+
+    def _publish(self, key: str, value: str) -> None:
+        if self._published.get(key) != value:
+            self.journal.set_meta(key, value)
+            self._published[key] = value
+
+    def renew(self) -> int:
+        """Queue the copies whose lifetime is 80% over (or over): they are uploaded again."""
+        return mark_expiring(
+            self.journal, lambda path: self.queue.mark(path, settle=False), self.clock()
+        )
+
+    def problems(self) -> list[str]:
+        """What keeps the mirror from converging now, beyond paths in error."""
+        found = [self.ctx.quota.reason, self.gate.refused, self.reconciler.last_refusal()]
+        return [p for p in found if p]
 
     def progress(self, scanned: ScanResult) -> PassProgress:
         """A progress reporter for the pass that ``scanned`` started."""
@@ -296,6 +320,7 @@ class Daemon:
         check_root(self.root)  # before any request: a missing root stops here
         self.reconciler.run()
         scanned = self.scan()
+        self.renew()
         pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self.on_fatal)
         bar = self.progress(scanned).start() if self.options.progress else None
         pool.start()
@@ -311,8 +336,9 @@ class Daemon:
         if self.fatal is not None:
             raise self.fatal
         self.write_manifest()
+        self.publish_depth()
         counts = self.journal.counts()
-        converged = counts.errors == 0 and counts.retrying == 0 and not self.gate.refused
+        converged = counts.errors == 0 and counts.retrying == 0 and not self.problems()
         return 0 if converged and counts.tombstones == 0 else 1
 
     def _drain(self) -> None:
@@ -345,7 +371,8 @@ class Daemon:
     def dry_run(self, out: TextIO) -> int:
         """Print what a sync would do, without changing anything."""
         listing = list(self.client.iter_files())
-        result = plan(listing, snapshot(self.journal), self.clock())
+        result = plan(listing, snapshot(self.journal), self.clock(),
+                      max_missing_fraction=self.reconciler.max_missing_fraction)
         marked: list[str] = []
         scanned = merge(
             walk(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped),
@@ -362,6 +389,8 @@ class Daemon:
             f"{result.foreign} foreign files left alone",
             file=out,
         )
+        if result.refused:
+            print(f"reconcile would be refused: {result.refused}", file=out)
         return 0
 
     # --- daemon -------------------------------------------------------------------------------
@@ -382,11 +411,35 @@ class Daemon:
         return code
 
 
-def _make_client(settings: Settings, metrics: Metrics) -> FilesClient:
+def make_client(settings: Settings, metrics: Metrics | None = None) -> FilesClient:
+    """The client the config describes: key, URL, API version, pacing, retries, expiry."""
     key, _source = resolve_api_key(settings)
     remote = settings.remote
     return FilesClient(
-        key, remote.base_url, pacer=Pacer(remote.requests_per_minute, remote.burst),
+        key, remote.base_url, api_version=remote.api_version,
+        expires_in_seconds=remote.expires_in_seconds,
+        pacer=Pacer(remote.requests_per_minute, remote.burst),
         max_retries=remote.max_retries, timeout=remote.timeout_seconds,
-        observer=metrics.request, on_retry=metrics.retry_wait,
+        observer=metrics.request if metrics else None,
+        on_retry=metrics.retry_wait if metrics else None,
+    )
+
+
+def bind_workspace(client: FilesClient, journal: Journal, configured: str | None) -> None:
+    """Tie the client to the journal's workspace (invariant 11).
+
+    The journal records the workspace the service first names (or the configured one); from
+    then on every request carries it, so the service itself refuses to act in another one, and
+    an answer from another workspace stops syncd before it acts on anything.
+    """
+    known = journal.get_meta("workspace_id") or None
+    if known and configured and known != configured:
+        raise WorkspaceMismatch(
+            f"this journal belongs to workspace {known}, the config names workspace {configured};"
+            " point [state] journal elsewhere or run `syncd rebuild`"
+        )
+    if configured and not known:
+        journal.set_meta("workspace_id", configured)
+    client.workspace = WorkspaceGuard(
+        known or configured, lambda ws: journal.set_meta("workspace_id", ws)
     )

@@ -53,8 +53,8 @@ def decide(local: LocalStat | None, row: FileRow | None, now: float) -> Decision
         if failure.kind == "transient" and failure.stat == local and now < failure.next_attempt:
             return Decision(Action.WAIT, failure.next_attempt)
     synced = row.synced if row else None
-    if synced is None:
-        return Decision(Action.UPLOAD)
+    if synced is None or (row is not None and row.gone):
+        return Decision(Action.UPLOAD)  # new, or its copy is gone or expiring: upload again
     if synced.stat == local and not is_racy(synced.mtime_ns, synced.synced_at):
         return NOTHING if failure is None else Decision(Action.UPLOAD)
     if synced.size != local.size:

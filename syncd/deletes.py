@@ -25,17 +25,24 @@ MIN_GUARDED = 10
 RECENT_SECONDS = 3600.0
 
 
+def guard_problem(count: int, total: int, max_fraction: float, what: str,
+                  override: str) -> str | None:
+    """Why acting on ``count`` of ``total`` files at once is refused, or None if it may proceed.
+
+    The twin guards (mass delete, mass re-upload) share this rule: a few files are always fine;
+    more than ``max_fraction`` of them means something other than the user is at work.
+    """
+    if count <= MIN_GUARDED or max_fraction >= 1.0 or count <= max_fraction * total:
+        return None
+    return f"{what} (more than {max_fraction:.0%}); if this is deliberate, run {override}"
+
+
 def mass_delete_problem(pending: int, synced: int, max_fraction: float) -> str | None:
     """Why deleting ``pending`` of ``synced`` files is refused, or None if it may proceed."""
-    if pending <= MIN_GUARDED or max_fraction >= 1.0:
-        return None
-    if pending > max_fraction * synced:
-        return (
-            f"refusing to delete {pending} of {synced} remote files (more than "
-            f"{max_fraction:.0%}); if this is deliberate, run `syncd sync --allow-mass-delete` "
-            "or raise [sync] max_delete_fraction"
-        )
-    return None
+    return guard_problem(
+        pending, synced, max_fraction, f"refusing to delete {pending} of {synced} remote files",
+        "`syncd sync --allow-mass-delete` or raise [sync] max_delete_fraction",
+    )
 
 
 class DeleteGate:

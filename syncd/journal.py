@@ -36,6 +36,7 @@ BUSY_TIMEOUT_MS = 5000
 _LOCK_TRIES = 5
 _LOCK_RETRY_S = 0.02
 _REBUILD = "move it aside and run `syncd rebuild`"
+RENEW_FRACTION = 0.8  # an expiring copy is renewed once this share of its lifetime has passed
 
 # Ordered: MIGRATIONS[n] takes a journal from user_version n to n + 1, in one transaction.
 MIGRATIONS: list[str] = [
@@ -62,6 +63,13 @@ MIGRATIONS: list[str] = [
         next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT ''
     ) WITHOUT ROWID;
     """,
+    # 2: GA expiry, and copies the listing no longer shows (re-uploaded make-before-break).
+    """
+    ALTER TABLE files ADD COLUMN expires_at REAL;
+    ALTER TABLE files ADD COLUMN renew_at REAL;
+    ALTER TABLE files ADD COLUMN gone TEXT;
+    CREATE INDEX files_renew ON files (renew_at) WHERE renew_at IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -78,11 +86,19 @@ class Synced:
     ino: int
     mime_type: str
     synced_at: float
+    expires_at: float | None = None  # when the service drops the copy (None: never)
 
     @property
     def stat(self) -> LocalStat:
         """The local stat the uploaded content was read from."""
         return LocalStat(self.size, self.mtime_ns, self.ino)
+
+    @property
+    def renew_at(self) -> float | None:
+        """When the copy is due for renewal: 80% into its lifetime (None: it never expires)."""
+        if self.expires_at is None:
+            return None
+        return self.synced_at + RENEW_FRACTION * (self.expires_at - self.synced_at)
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,10 @@ class FileRow:
     path: str
     synced: Synced | None
     failure: Failure | None
+    # Why the copy must be uploaded again though the file did not change: "missing" (a complete
+    # listing lacks it), "expired", "renew" (its lifetime is nearly over). Its file_id stays
+    # until the new copy is committed, then is tombstoned: make before break.
+    gone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,23 +166,28 @@ class JournalCounts:
     retrying: int  # transient failures
     intents: int
     tombstones: int
+    reuploads: int = 0  # copies missing, expired or due for renewal, not yet replaced
 
 
+_SYNCED_COLS = (
+    "file_id, remote_name, sha256, size, mtime_ns, ino, mime_type, synced_at, expires_at"
+)
 _FILE_COLS = (
     "path, file_id, remote_name, sha256, size, mtime_ns, ino, mime_type, synced_at,"
-    " fail_kind, fail_message, fail_attempts, fail_next, fail_size, fail_mtime_ns, fail_ino"
+    " fail_kind, fail_message, fail_attempts, fail_next, fail_size, fail_mtime_ns, fail_ino,"
+    " expires_at, gone"
 )
 _FAIL_COLS = "fail_kind, fail_message, fail_attempts, fail_next, fail_size, fail_mtime_ns, fail_ino"
 _TOMB_COLS = "file_id, remote_name, path, reason, attempts, next_attempt, last_error"
 
 
 def _row(r: tuple[Any, ...]) -> FileRow:
-    synced = Synced(*r[1:9]) if r[1] is not None else None
+    synced = Synced(*r[1:9], expires_at=r[16]) if r[1] is not None else None  # type: ignore[misc]
     failure = None
     if r[9] is not None:
         stat = LocalStat(*r[13:16]) if r[13] is not None else None
         failure = Failure(r[9], r[10], r[11], r[12], stat)
-    return FileRow(os.fsdecode(r[0]), synced, failure)
+    return FileRow(os.fsdecode(r[0]), synced, failure, r[17] if synced else None)
 
 
 def _tombstone(r: tuple[Any, ...]) -> Tombstone:
@@ -480,10 +505,11 @@ class Journal:
             old = conn.execute(
                 "SELECT file_id, remote_name FROM files WHERE path = ?", (key,)
             ).fetchone()
+            # REPLACE: failure and `gone` go back to NULL with the new copy.
             conn.execute(
-                f"INSERT OR REPLACE INTO files ({_FILE_COLS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
-                (key, *dataclasses.astuple(synced)),
+                f"INSERT OR REPLACE INTO files (path, {_SYNCED_COLS}, renew_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, *dataclasses.astuple(synced), synced.renew_at),
             )
             if intent_id is not None:
                 conn.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
@@ -545,6 +571,36 @@ class Journal:
                 f"SELECT {_TOMB_COLS} FROM tombstones WHERE file_id = ?", (old[0],)
             ).fetchone()
         return _tombstone(r)
+
+    def mark_gone(self, path: str, file_id: str, reason: str) -> bool:
+        """Ask for ``path`` to be uploaded again because its copy ``file_id`` is gone or going.
+
+        Only while the row still points at ``file_id``: a worker that committed a newer copy
+        meanwhile has already done the job. The old id stays in the row until the new copy is
+        committed (then it is tombstoned, so a copy that reappears is deleted). True if marked.
+        """
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE files SET gone = ? WHERE path = ? AND file_id = ? AND gone IS NULL",
+                (reason, os.fsencode(path), file_id),
+            )
+            return cur.rowcount > 0
+
+    def due_renewals(self, now: float) -> list[tuple[str, str, float]]:
+        """(path, file_id, expires_at) of copies due for renewal at ``now``, not yet marked."""
+        rows = self._select(
+            "SELECT path, file_id, expires_at FROM files"
+            " WHERE renew_at IS NOT NULL AND renew_at <= ? AND gone IS NULL ORDER BY renew_at",
+            now,
+        )
+        return [(os.fsdecode(r[0]), r[1], r[2]) for r in rows]
+
+    def next_renewal(self) -> float | None:
+        """When the next copy not yet marked becomes due for renewal, or None."""
+        rows = self._select(
+            "SELECT MIN(renew_at) FROM files WHERE renew_at IS NOT NULL AND gone IS NULL"
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
 
     def forget(self, path: str) -> None:
         """Delete the row without a tombstone (its remote file is already gone)."""
@@ -612,17 +668,20 @@ class Journal:
     def counts(self) -> JournalCounts:
         """Totals for status output, from one consistent snapshot."""
         with self._read() as conn:
-            synced, synced_bytes, errors, retrying = conn.execute(
+            synced, synced_bytes, errors, retrying, reuploads = conn.execute(
                 "SELECT"
                 " COUNT(*) FILTER (WHERE file_id IS NOT NULL AND fail_kind IS NULL),"
                 " TOTAL(size) FILTER (WHERE file_id IS NOT NULL AND fail_kind IS NULL),"
                 " COUNT(*) FILTER (WHERE fail_kind = 'permanent'),"
-                " COUNT(*) FILTER (WHERE fail_kind = 'transient')"
+                " COUNT(*) FILTER (WHERE fail_kind = 'transient'),"
+                " COUNT(*) FILTER (WHERE gone IS NOT NULL)"
                 " FROM files"
             ).fetchone()
             intents = conn.execute("SELECT COUNT(*) FROM intents").fetchone()[0]
             tombstones = conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0]
-        return JournalCounts(synced, int(synced_bytes), errors, retrying, intents, tombstones)
+        return JournalCounts(
+            synced, int(synced_bytes), errors, retrying, intents, tombstones, reuploads
+        )
 
     def get_meta(self, key: str) -> str | None:
         """A meta value, or None if unset."""

@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING
 import structlog
 from watchdog.observers.api import BaseObserver
 
-from syncd.errors import AuthenticationFailed, JournalError, SafetyStop, SyncdError
+from syncd.errors import (
+    AuthenticationFailed,
+    JournalError,
+    JournalMismatchError,
+    SafetyStop,
+    SyncdError,
+)
 from syncd.notify import Notifier
 from syncd.progress import PassProgress
 from syncd.scan import ScanResult, check_root
@@ -72,13 +78,14 @@ class Janitor:
                 continue
             try:
                 daemon.run_deletions(quiet=max(1.0, sync.settle_seconds))
+                daemon.renew()
                 if time.monotonic() >= next_reconcile:
                     daemon.reconciler.run()
                     next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
+            except (AuthenticationFailed, JournalMismatchError) as exc:
+                daemon.on_fatal(exc)
             except JournalError as exc:
                 daemon.on_journal_error(exc)
-            except AuthenticationFailed as exc:
-                daemon.on_fatal(exc)
             except SyncdError as exc:  # the service is unreachable, say: try again later
                 log.warning("janitor turn failed", error=str(exc))
             self.heartbeat = time.monotonic()
@@ -100,8 +107,14 @@ def status_line(daemon: Daemon) -> str:
     counts = daemon.journal.counts()
     pending = sum(daemon.queue.depth()) + daemon.gate.pending() + counts.tombstones
     parts = [f"{counts.synced} synced", f"{pending} pending", f"{counts.errors} errors"]
+    if counts.reuploads:
+        parts.append(f"{counts.reuploads} renewing or re-uploading")
+    if daemon.ctx.quota.reason:
+        parts.append("UPLOADS PAUSED: storage quota full")
     if daemon.gate.refused:
         parts.append("DELETIONS REFUSED (see log)")
+    if daemon.reconciler.last_refusal():
+        parts.append("RECONCILE REFUSED: listing lacks our files (see log)")
     last = daemon.journal.get_meta("last_reconcile")
     return ", ".join(parts) + (f"; last reconcile {last}" if last else "")
 

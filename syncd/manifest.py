@@ -5,7 +5,12 @@ half-written file. Its shape::
 
     {"version": 1, "root": "/srv/docs", "generated_at": "2026-11-24T07:00:00Z",
      "files": {"docs/a.pdf": {"file_id": "file_011C...", "size": 1234, "sha256": "...",
-                              "mime_type": "application/pdf", "synced_at": "2026-...Z"}}}
+                              "mime_type": "application/pdf", "block": "document",
+                              "synced_at": "2026-...Z"}}}
+
+``block`` is the Messages content block type the file can be used as: ``document`` (PDF, plain
+text), ``image`` (JPEG, PNG, GIF, WebP) or ``container_upload`` (anything else; see
+syncd.blocks). It was added without changing ``version``: readers of version 1 may ignore it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from syncd.blocks import block_type
 from syncd.journal import Journal
 
 
@@ -34,6 +40,7 @@ def manifest_data(journal: Journal, root: str, now: float | None = None) -> dict
             "size": row.synced.size,
             "sha256": row.synced.sha256,
             "mime_type": row.synced.mime_type,
+            "block": block_type(row.synced.mime_type),
             "synced_at": rfc3339(row.synced.synced_at),
         }
         for row in journal.iter_rows()

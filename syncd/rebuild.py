@@ -23,13 +23,13 @@ from typing import TextIO
 import structlog
 
 from syncd.client import LIST_LIMIT, FilesClient, RemoteFile
-from syncd.config import Settings, resolve_api_key
+from syncd.config import Settings
+from syncd.daemon import bind_workspace, make_client
 from syncd.errors import ConfigError, JournalError, JournalLockedError, LocalFileError
 from syncd.ignore import IgnoreRules
 from syncd.journal import Journal, Synced, lock_holder
 from syncd.localstat import LocalStat
 from syncd.names import decode_name, encode_name
-from syncd.pacer import Pacer
 from syncd.scan import Unreadable, check_root, local_stat, walk
 from syncd.worker import hash_file
 
@@ -62,10 +62,11 @@ def rebuild(settings: Settings, force: bool, clock: Clock = time.time) -> Summar
     check_root(root)  # an unmounted root would adopt nothing, and the next sync re-upload all
     path, rules = settings.journal_path, _rules(settings, root)
     r = settings.remote
-    with _make_client(settings) as remote:
+    with make_client(settings) as remote:
         moved = _set_aside(path, settings, os.fsdecode(root), force, clock)
         journal = Journal.open(path, os.fsdecode(root), r.base_url, r.name_prefix)
         try:
+            bind_workspace(remote, journal, r.workspace_id)  # the new journal's workspace
             summary = _fill(journal, remote, root, rules, settings, clock)
         except BaseException:
             journal.close()
@@ -74,13 +75,6 @@ def rebuild(settings: Settings, force: bool, clock: Clock = time.time) -> Summar
         journal.close()
     summary.moved_to = moved
     return summary
-
-
-def _make_client(settings: Settings) -> FilesClient:
-    """The daemon's client (key, URL, pacing, retries from the config), without its metrics."""
-    r = settings.remote
-    return FilesClient(resolve_api_key(settings)[0], r.base_url, max_retries=r.max_retries,
-                       pacer=Pacer(r.requests_per_minute, r.burst), timeout=r.timeout_seconds)
 
 
 def _rules(settings: Settings, root: Path) -> IgnoreRules:
@@ -138,6 +132,9 @@ def _fill(journal: Journal, client: FilesClient, root: Path, rules: IgnoreRules,
     by_name: dict[str, list[RemoteFile]] = {}
     for remote in client.iter_files(limit=LIST_LIMIT):
         s.listed += 1
+        if remote.scoped:  # a session's output: never ours, whatever its name
+            s.foreign += 1
+            continue
         by_name.setdefault(remote.filename, []).append(remote)
     skip = lambda rel, why: log.warning("skipped", path=rel, reason=why)  # noqa: E731
     for item in walk(root, rules, follow, skip):  # an unreadable directory is logged there
@@ -156,7 +153,7 @@ def _fill(journal: Journal, client: FilesClient, root: Path, rules: IgnoreRules,
         s.duplicates += [f for f in same if f is not newest]
     leftover = [f for rest in by_name.values() for f in rest]
     ours = [f for f in leftover if decode_name(f.filename, prefix) is not None]
-    s.unmatched, s.foreign = s.unmatched + ours, len(leftover) - len(ours)
+    s.unmatched, s.foreign = s.unmatched + ours, s.foreign + len(leftover) - len(ours)
     return s
 
 

@@ -1,14 +1,18 @@
 """Remote reconcile: page the whole listing once, then repair what events missed.
 
-The plan is a pure function of the listing and a snapshot of the journal taken AFTER the listing
-(so an upload committed while paging is never mistaken for an orphan):
+The listing is evidence only when it is complete (the client's iterator raises otherwise), and
+the plan is a pure function of it and a snapshot of the journal taken AFTER the listing (so an
+upload committed while paging is never mistaken for an orphan):
 
-- a journal row whose file is not listed (and was synced before the listing began) is forgotten
-  and its path queued: it will be uploaded again;
+- a journal row whose copy is not listed (and was synced before the listing began), or whose
+  copy has expired, is marked gone and queued: it is uploaded again, and its old id stays in the
+  row until the new copy is committed, then is tombstoned, so a copy that reappears is deleted
+  (make before break). If more than ``max_missing_fraction`` of the synced files are missing
+  without having expired, the listing is not believed: nothing is done, and status says why;
 - a listed file that the journal does not track but that matches an upload intent (same remote
   name, same size, created after the intent started) is ours: the newest is adopted when the
   local file is still exactly what was being uploaded, every other match is deleted;
-- everything else is foreign: counted, never touched (invariant 1).
+- everything else (session outputs included) is foreign: counted, never touched (invariant 1).
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import structlog
 
 from syncd.client import FilesClient, RemoteFile
-from syncd.deletes import DeleteGate, delete_owed
+from syncd.deletes import DeleteGate, delete_owed, guard_problem
 from syncd.dirtyqueue import DirtyQueue
 from syncd.journal import FileRow, Intent, Journal, Synced
 from syncd.manifest import rfc3339
@@ -30,25 +35,44 @@ from syncd.worker import SyncContext, hash_file
 
 log = structlog.get_logger("syncd.reconcile")
 CLOCK_SKEW = 60.0  # seconds our clock may run ahead of the service's created_at
+REUPLOAD_OVERRIDE = "`syncd sync --allow-mass-reupload`"
+
+
+class Ours(NamedTuple):
+    """A copy the journal holds, as reconcile needs it."""
+
+    path: str
+    synced_at: float
+    expires_at: float | None = None
+    gone: bool = False  # already marked for upload again
+
+
+class Missing(NamedTuple):
+    """A path to upload again because its copy ``file_id`` is gone."""
+
+    path: str
+    file_id: str
+    reason: str  # "missing" | "expired"
 
 
 @dataclass(frozen=True)
 class Plan:
     """What a reconcile will do."""
 
-    missing: tuple[str, ...] = ()  # paths to upload again
+    missing: tuple[Missing, ...] = ()  # paths to upload again
     adopt: tuple[tuple[Intent, RemoteFile], ...] = ()
     orphans: tuple[tuple[Intent, RemoteFile], ...] = ()  # our lost uploads, to delete
     spent_intents: tuple[Intent, ...] = ()  # intents with no copy left to find
     foreign: int = 0
     ours: int = 0
+    refused: str | None = None  # why nothing is done: the listing lacks too many of our files
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """The journal as reconcile needs it."""
 
-    synced: Mapping[str, tuple[str, float]]  # file_id -> (path, synced_at)
+    synced: Mapping[str, Ours]  # file_id -> our copy
     tombstoned: frozenset[str]
     intents: tuple[Intent, ...]
     rows: Mapping[str, FileRow] = field(default_factory=dict)  # rows of intents' paths
@@ -60,21 +84,25 @@ def plan(
     listed_since: float,
     held: frozenset[str] = frozenset(),
     recently_deleted: frozenset[str] = frozenset(),
+    max_missing_fraction: float = 1.0,
 ) -> Plan:
-    """Compare the listing with the journal snapshot; pure."""
+    """Compare a complete listing with the journal snapshot; pure."""
     by_id = {f.id: f for f in listing}
-    missing = tuple(
-        sorted(
-            path
-            for file_id, (path, synced_at) in snap.synced.items()
-            if file_id not in by_id and synced_at < listed_since and path not in held
-        )
-    )
+    missing = _missing(by_id, snap, listed_since, held)
     ours = sum(1 for f in by_id if f in snap.synced or f in snap.tombstoned)
-    unknown = [
+    others = [
         f for f in by_id.values()
         if f.id not in snap.synced and f.id not in snap.tombstoned and f.id not in recently_deleted
     ]
+    unknown = [f for f in others if not f.scoped]  # a session's output is never ours
+    unexplained = sum(1 for m in missing if m.reason == "missing")
+    refused = guard_problem(
+        unexplained, len(snap.synced), max_missing_fraction,
+        f"the listing lacks {unexplained} of our {len(snap.synced)} synced files; nothing"
+        " forgotten or re-uploaded", REUPLOAD_OVERRIDE + " or raise [sync] max_missing_fraction",
+    )
+    if refused:
+        return Plan(foreign=len(others), ours=ours, refused=refused)
     adopt, orphans, spent = _match_intents(unknown, snap, listed_since, held)
     matched = {f.id for _, f in adopt} | {f.id for _, f in orphans}
     return Plan(
@@ -82,9 +110,27 @@ def plan(
         adopt=tuple(adopt),
         orphans=tuple(orphans),
         spent_intents=tuple(spent),
-        foreign=sum(1 for f in unknown if f.id not in matched),
+        foreign=len(others) - len(matched),
         ours=ours,
     )
+
+
+def _missing(
+    by_id: Mapping[str, RemoteFile], snap: Snapshot, listed_since: float, held: frozenset[str]
+) -> tuple[Missing, ...]:
+    """Our copies the listing lacks or shows expired (at ``listed_since``), path order."""
+    found: list[Missing] = []
+    for file_id, ours in snap.synced.items():
+        if ours.gone or ours.synced_at >= listed_since or ours.path in held:
+            continue
+        listed = by_id.get(file_id)
+        expires = listed.expires_at.timestamp() if listed and listed.expires_at else None
+        expires = expires if expires is not None else ours.expires_at
+        if expires is not None and expires <= listed_since:
+            found.append(Missing(ours.path, file_id, "expired"))
+        elif listed is None:
+            found.append(Missing(ours.path, file_id, "missing"))
+    return tuple(sorted(found))
 
 
 def _match_intents(
@@ -138,21 +184,36 @@ def _adoptable(intent: Intent, row: FileRow | None) -> bool:
 class Reconciler:
     """Runs a reconcile against the service and applies its plan, path by path."""
 
-    def __init__(self, ctx: SyncContext, gate: DeleteGate) -> None:
+    def __init__(
+        self, ctx: SyncContext, gate: DeleteGate, max_missing_fraction: float = 1.0
+    ) -> None:
         self.ctx = ctx
         self.gate = gate
+        self.max_missing_fraction = max_missing_fraction
         self.last: Plan | None = None
 
+    def last_refusal(self) -> str | None:
+        """Why the last reconcile changed nothing (a listing lacking too many files), or None."""
+        return self.last.refused if self.last else None
+
     def run(self, client: FilesClient | None = None) -> Plan:
-        """List everything, plan, apply; return the plan."""
+        """List everything, plan, apply; return the plan.
+
+        A listing that is not proven complete raises (from the client) before anything is
+        planned: the journal and the workspace are left exactly as they were.
+        """
         ctx = self.ctx
         started = ctx.clock()
         t0 = time.monotonic()
         listing = list((client or ctx.client).iter_files())
         snap = snapshot(ctx.journal)
         recent = frozenset(self.gate.recently_deleted())
-        result = plan(listing, snap, started, ctx.queue.held(), recent)
-        self._apply(result)
+        result = plan(listing, snap, started, ctx.queue.held(), recent, self.max_missing_fraction)
+        if result.refused:
+            log.error("reconcile refused", reason=result.refused)
+        else:
+            self._apply(result)
+        ctx.journal.set_meta("reconcile_refused", result.refused or "")
         ctx.journal.set_meta("last_reconcile", rfc3339(ctx.clock()))
         ctx.journal.set_meta("foreign_files", str(result.foreign))
         ctx.metrics.reconciled(ctx.clock())
@@ -160,17 +221,19 @@ class Reconciler:
         log.info(
             "reconciled", listed=len(listing), ours=result.ours, foreign=result.foreign,
             missing=len(result.missing), adopted=len(result.adopt),
-            orphans_deleted=len(result.orphans),
+            orphans_deleted=len(result.orphans), refused=bool(result.refused),
             duration_ms=round((time.monotonic() - t0) * 1000, 1),
         )
         return result
 
     def _apply(self, result: Plan) -> None:
         ctx = self.ctx
-        for path in result.missing:
-            if _claimed(ctx.queue, path, partial(ctx.journal.forget, path)):
-                ctx.metrics.changed()
-                ctx.queue.mark(path, settle=False)
+        for gone in result.missing:
+            # By (path, file_id): a copy a worker committed since the snapshot is left alone.
+            if ctx.journal.mark_gone(gone.path, gone.file_id, gone.reason):
+                log.warning("copy gone; uploading again", path=gone.path, file_id=gone.file_id,
+                            reason=gone.reason)
+                ctx.queue.mark(gone.path, settle=False)
         for intent, remote in result.adopt:
             _claimed(ctx.queue, intent.path, partial(self._adopt, intent, remote))
         for intent, remote in result.orphans:
@@ -215,10 +278,11 @@ def _claimed(queue: DirtyQueue, path: str, action: Callable[[], None]) -> bool:
 
 def snapshot(journal: Journal) -> Snapshot:
     """Read what reconcile needs from the journal."""
-    synced: dict[str, tuple[str, float]] = {}
+    synced: dict[str, Ours] = {}
     for row in journal.iter_rows():
         if row.synced is not None:
-            synced[row.synced.file_id] = (row.path, row.synced.synced_at)
+            s = row.synced
+            synced[s.file_id] = Ours(row.path, s.synced_at, s.expires_at, row.gone is not None)
     intents = tuple(journal.intents())
     rows = {i.path: r for i in intents if (r := journal.get(i.path)) is not None}
     tombstoned = frozenset(t.file_id for t in journal.tombstones())

@@ -7,10 +7,14 @@ API key: the journal does not hold it.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import unicodedata
 from typing import Any
 
+from syncd.blocks import block_type, content_block, mount_name_problem, resource
 from syncd.config import Settings
+from syncd.errors import ConfigError
 from syncd.journal import Journal, lock_holder
 from syncd.manifest import rfc3339
 
@@ -37,7 +41,25 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "last_reconcile": journal.get_meta("last_reconcile"),
             "daemon_pid": lock_holder(path) or None,
             "requests_per_minute": settings.remote.requests_per_minute,
+            "api_version": settings.remote.api_version,
+            "workspace_id": journal.get_meta("workspace_id") or None,
+            "reuploading": counts.reuploads,
+            "next_renewal": _time_or_none(journal.next_renewal()),
+            "paused": _pauses(journal),
         }
+
+
+def _time_or_none(ts: float | None) -> str | None:
+    return None if ts is None else rfc3339(ts)
+
+
+def _pauses(journal: Journal) -> list[str]:
+    """Everything that keeps the daemon from converging, as the daemon last published it."""
+    found = [
+        journal.get_meta("uploads_paused"),
+        journal.get_meta("reconcile_refused"),
+    ]
+    return [p for p in found if p]
 
 
 def print_status(settings: Settings, as_json: bool = False) -> int:
@@ -45,7 +67,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     data = status_data(settings)
     if as_json:
         print(json.dumps(data, indent=2))
-        return 1 if data["errors"] else 0
+        return 1 if data["errors"] or data["paused"] else 0
     pid = data["daemon_pid"]
     foreign = data["foreign_files"]
     lines = [
@@ -59,7 +81,13 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         ("last scan", data["last_scan"] or "never"),
         ("last reconcile", data["last_reconcile"] or "never"),
         ("pacing", f"{data['requests_per_minute']:g} requests/min"),
+        ("api", f"{data['api_version']}, workspace {data['workspace_id'] or 'not yet known'}"),
     ]
+    if data["reuploading"]:
+        lines.append(("re-uploading", f"{data['reuploading']} (missing, expired or renewing)"))
+    if data["next_renewal"]:
+        lines.append(("next renewal", data["next_renewal"]))
+    lines += [("PAUSED", reason) for reason in data["paused"]]
     for key, value in lines:
         print(f"{key:<15} {value}")
     if data["errors"]:
@@ -68,7 +96,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
             for row in journal.errors()[:10]:
                 if row.failure is not None and row.failure.kind == "permanent":
                     print(f"  {row.path}: {row.failure.message}")
-    return 1 if data["errors"] else 0
+    return 1 if data["errors"] or data["paused"] else 0
 
 
 def _size(n: int) -> str:
@@ -80,29 +108,100 @@ def _size(n: int) -> str:
     return f"{size:.1f} TB"
 
 
-def print_ls(settings: Settings, prefix: str = "", as_json: bool = False) -> int:
-    """Print the path -> file_id map (optionally below a path prefix)."""
+LS_FORMATS = ("text", "json", "blocks", "resources")
+
+
+def print_ls(
+    settings: Settings, prefix: str = "", fmt: str = "text", mount_name: str | None = None
+) -> int:
+    """Print the synced files (optionally below a path prefix) in one of ``LS_FORMATS``.
+
+    - ``text``: file_id, size and path per line; control characters in paths are escaped (see
+      :func:`escape_path`), so one file is always one line.
+    - ``json``: a list of objects, one per file, each with the content ``block`` type it can be
+      used as (``document``, ``image`` or ``container_upload``).
+    - ``blocks``: a JSON array of ready-to-send Messages content blocks, one per file.
+    - ``resources``: a JSON array of Managed Agents ``file`` resources mounted at
+      ``/mnt/<mount_name>/<path>``, ``mount_name`` defaulting to the root folder's name. A path
+      that is not valid UTF-8 cannot be written as a mount path: such files are skipped, with one
+      warning line on stderr giving their count (``blocks`` keeps them, escaping the title).
+
+    Raises ConfigError (exit 2, one line) when the mount name is not usable.
+    """
+    if fmt not in LS_FORMATS:
+        raise ValueError(f"unknown ls format {fmt!r}")
+    mount = _mount_name(settings, mount_name) if fmt == "resources" else ""
     with Journal.open_readonly(settings.journal_path) as journal:
-        entries = [
-            {
-                "path": row.path,
-                "file_id": row.synced.file_id,
-                "remote_name": row.synced.remote_name,
-                "size": row.synced.size,
-                "sha256": row.synced.sha256,
-                "mime_type": row.synced.mime_type,
-                "synced_at": rfc3339(row.synced.synced_at),
-            }
+        rows = [
+            (row.path, row.synced)
             for row in journal.iter_rows()
             if row.synced is not None and row.path.startswith(prefix)
         ]
-    if as_json:
-        json.dump(entries, sys.stdout, indent=2)
-        print()
-    else:
-        for entry in entries:
-            print(f"{entry['file_id']}  {entry['size']:>12}  {entry['path']}")
+    if fmt == "text":
+        for path, synced in rows:
+            print(f"{synced.file_id}  {synced.size:>12}  {escape_path(path)}")
+        return 0
+    out: list[dict[str, Any]] = []
+    skipped = 0
+    for path, synced in rows:
+        if fmt == "json":
+            out.append({
+                "path": path,
+                "file_id": synced.file_id,
+                "remote_name": synced.remote_name,
+                "size": synced.size,
+                "sha256": synced.sha256,
+                "mime_type": synced.mime_type,
+                "block": block_type(synced.mime_type),
+                "synced_at": rfc3339(synced.synced_at),
+            })
+        elif fmt == "blocks":
+            out.append(content_block(synced.file_id, synced.mime_type, path))
+        else:
+            try:
+                out.append(resource(synced.file_id, path, mount))
+            except ValueError:
+                skipped += 1
+    if skipped:
+        print(f"syncd: warning: skipped {skipped} file{'s' if skipped != 1 else ''} whose path"
+              " is not valid UTF-8 and cannot be a mount path; rename to include them",
+              file=sys.stderr)
+    json.dump(out, sys.stdout, indent=2)
+    print()
     return 0
+
+
+def _mount_name(settings: Settings, given: str | None) -> str:
+    """The folder under /mnt: ``given``, else the root folder's name; ConfigError if unusable."""
+    if given is not None:
+        problem = mount_name_problem(given)
+        if problem:
+            raise ConfigError(f"--mount-name {given!r} {problem}; give a plain folder name")
+        return given
+    name = os.path.basename(os.path.abspath(settings.root.expanduser()))
+    problem = mount_name_problem(name)
+    if problem:
+        raise ConfigError(f"the root folder's name {name!r} {problem}, so it cannot be the"
+                          " mount name; pass --mount-name NAME")
+    return name
+
+
+def escape_path(path: str) -> str:
+    """``path`` on one line: backslash as ``\\\\``, newline, tab and carriage return as ``\\n``,
+    ``\\t``, ``\\r``, other control characters as ``\\xNN`` and line or paragraph separators as
+    ``\\uNNNN``. Bytes that are not UTF-8 are left as they are (printed raw, as ls does)."""
+    return "".join(_ESCAPES.get(ch) or _escape_other(ch) for ch in path)
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape_other(ch: str) -> str:
+    if unicodedata.category(ch) == "Cc":
+        return f"\\x{ord(ch):02x}"
+    if ch in "\u2028\u2029":
+        return f"\\u{ord(ch):04x}"
+    return ch
 
 
 def print_errors(settings: Settings) -> int:

@@ -30,8 +30,10 @@ from syncd.errors import (
     ConnectionFailed,
     FileChangedError,
     JournalError,
+    JournalMismatchError,
     LocalFileError,
     PermanentError,
+    QuotaExceeded,
     TransientError,
 )
 from syncd.ignore import IgnoreRules
@@ -39,6 +41,7 @@ from syncd.journal import Failure, FileRow, Journal, Synced
 from syncd.localstat import LocalStat
 from syncd.metrics import Metrics
 from syncd.names import encode_name
+from syncd.quota import QuotaPause
 from syncd.scan import local_stat
 from syncd.throttle import WarnOnce
 
@@ -61,6 +64,7 @@ class SyncContext:
     clock: Callable[[], float] = time.time
     warn: WarnOnce | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    quota: QuotaPause = field(default_factory=QuotaPause)
 
 
 class Syncer:
@@ -108,12 +112,28 @@ class Syncer:
 
     def _upload(self, path: str, local: LocalStat, row: FileRow | None) -> None:
         ctx = self.ctx
+        retry_at = ctx.quota.blocked_until()
+        if retry_at is not None:  # the storage quota is full: wait for the probe's verdict
+            ctx.queue.defer(path, retry_at)
+            return
+        try:
+            self._upload_now(path, local, row)
+        finally:
+            ctx.quota.settled()
+
+    def _upload_now(self, path: str, local: LocalStat, row: FileRow | None) -> None:
+        ctx = self.ctx
         remote_name = encode_name(path, ctx.name_prefix)
         mime = self._content_type(path)
         intent = ctx.journal.add_intent(path, remote_name, local, ctx.clock())
         started = time.monotonic()
         try:
             result = ctx.client.upload(ctx.root / path, remote_name, mime, expected=local)
+        except QuotaExceeded as exc:  # the organization's storage, not this file
+            if not exc.maybe_stored:
+                ctx.journal.drop_intent(intent.id)
+            ctx.queue.defer(path, ctx.quota.full(str(exc)))
+            return
         except FileChangedError as exc:
             self._superseded(path, remote_name, intent.id, exc)
             return
@@ -132,19 +152,23 @@ class Syncer:
                 return
             self._fail(path, local, row, exc, transient=True)
             return
+        ctx.quota.succeeded()
         old = row.synced if row else None
+        expires = result.file.expires_at
         synced = Synced(
             file_id=result.file.id, remote_name=remote_name, sha256=result.sha256,
             size=result.local.size, mtime_ns=result.local.mtime_ns, ino=result.local.ino,
             mime_type=mime, synced_at=ctx.clock(),
+            expires_at=expires.timestamp() if expires else None,
         )
         # A retried POST may have left copies: keep the intent so reconcile finds them.
         ctx.journal.commit_upload(path, synced, None if result.maybe_orphans else intent.id)
         elapsed = time.monotonic() - started
         ctx.metrics.uploaded(synced.size, elapsed)
         log.info(
-            "replaced" if old else "uploaded", path=path, file_id=synced.file_id,
-            bytes=synced.size, mime_type=mime, duration_ms=round(elapsed * 1000, 1),
+            ("renewed" if row and row.gone else "replaced") if old else "uploaded", path=path,
+            file_id=synced.file_id, bytes=synced.size, mime_type=mime,
+            duration_ms=round(elapsed * 1000, 1),
         )
         self.warn.clear(path)
         if result.local != local:
@@ -264,6 +288,9 @@ class WorkerPool:
                 self.busy += 1
             try:
                 self._syncer.process(path)
+            except JournalMismatchError as exc:  # another workspace: stop before acting
+                self._queue.defer(path, time.time() + 1)
+                self._on_fatal(exc)
             except JournalError as exc:
                 self._queue.defer(path, time.time() + 1)  # lose nothing: look again later
                 self._on_journal_error(exc)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from syncd.client import FilesClient
+from syncd.client import GA_VERSION, FilesClient
 from syncd.config import Settings, load_settings
 from syncd.daemon import Daemon, Options
 from syncd.emulator import EmulatorConfig, RunningEmulator, run_emulator
@@ -41,11 +41,14 @@ def sha(data: bytes) -> str:
 class Bench:
     """A root folder, an emulator with foreign files, and settings pointing at both."""
 
-    def __init__(self, tmp: Path, emu: RunningEmulator, **sync: Any) -> None:
+    def __init__(self, tmp: Path, emu: RunningEmulator, api_version: str = GA_VERSION,
+                 **sync: Any) -> None:
         self.tmp = tmp
         self.root = tmp / "root"
         self.root.mkdir(exist_ok=True)
         self.emu = emu
+        self.api_version = api_version
+        self.remote_options: dict[str, Any] = {}  # extra [remote] keys for settings()
         self.sync = {"settle_seconds": 0.3, "settle_max_seconds": 5.0, "workers": 4, **sync}
         self.foreign_ids = {
             emu.seed_foreign(name, data): sha(data) for name, data in FOREIGN.items()
@@ -55,7 +58,8 @@ class Bench:
         return load_settings(
             None,
             root=self.root,
-            remote={"base_url": self.emu.base_url, "requests_per_minute": 60000, "burst": 100},
+            remote={"base_url": self.emu.base_url, "requests_per_minute": 60000, "burst": 100,
+                    "api_version": self.api_version, **self.remote_options},
             state={"journal": self.tmp / "state" / "journal.db"},
             sync={**self.sync, **sync},
         )
@@ -64,6 +68,8 @@ class Bench:
         """A client whose waits are not slept (or go through ``self.sleep`` when set)."""
         kwargs.setdefault("max_retries", 8)
         kwargs.setdefault("pacer", Pacer(60000, burst=100))
+        kwargs.setdefault("api_version", self.api_version)
+        kwargs.setdefault("expires_in_seconds", self.settings().remote.expires_in_seconds)
         return FilesClient(
             API_KEY, self.emu.base_url, sleep=self.sleep, rand=lambda: 0.0, **kwargs
         )
@@ -71,9 +77,12 @@ class Bench:
     sleep: Callable[[float], None] = staticmethod(lambda s: None)  # type: ignore[assignment]
     client_options: dict[str, Any] = {}  # noqa: RUF012 - per-instance override below
 
+    clock: Callable[[], float] = staticmethod(time.time)  # type: ignore[assignment]
+
     def daemon(self, options: Options | None = None, **sync: Any) -> Daemon:
         return Daemon(
-            self.settings(**sync), options or Options(), client=self.client(**self.client_options)
+            self.settings(**sync), options or Options(), client=self.client(**self.client_options),
+            clock=self.clock,
         )
 
     def sync_once(self, options: Options | None = None, **sync: Any) -> int:
@@ -149,17 +158,18 @@ class Bench:
 
 @contextmanager
 def bench(
-    tmp: Path, faults: Any = None, clock: Callable[[], float] = time.time, **sync: Any
+    tmp: Path, faults: Any = None, clock: Callable[[], float] = time.time,
+    api_version: str = GA_VERSION, page_max: int | None = None, **sync: Any
 ) -> Iterator[Bench]:
     """A Bench on a fresh emulator (``clock`` drives the emulator's rate limiter and times)."""
     from syncd.emulator_faults import Faults
 
     cfg = EmulatorConfig(
         data_dir=tmp / "emulator", api_key=API_KEY, linger_seconds=1.0,
-        faults=faults or Faults(), seed=7, clock=clock,
+        faults=faults or Faults(), seed=7, clock=clock, page_max=page_max,
     )
     with run_emulator(cfg) as emu:
-        yield Bench(tmp, emu, **sync)
+        yield Bench(tmp, emu, api_version, **sync)
 
 
 def listdir_bytes(root: Path) -> list[bytes]:

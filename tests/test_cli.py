@@ -55,7 +55,8 @@ def test_status_ls_errors_read_the_journal(tmp_path: Path) -> None:
     assert (2, 0, 1) == (status["synced"], status["pending"], status["errors"])
     assert status["last_reconcile"].endswith("Z") and status["daemon_pid"] is None
     assert ["a.txt", "sub/b.csv"] == [e["path"] for e in listing]
-    assert {"path", "file_id", "remote_name", "size", "sha256"} <= set(listing[0])
+    assert {"path", "file_id", "remote_name", "size", "sha256", "block"} <= set(listing[0])
+    assert ["document", "container_upload"] == [e["block"] for e in listing]
     assert ("sub%2Fb.csv", 4) == (sub[0]["remote_name"], sub[0]["size"])
     assert 1 == errors.returncode and "huge.txt" in errors.stdout
 

@@ -75,18 +75,6 @@ def test_missing_key_fails_before_any_request(recorder: Recorder) -> None:
     assert seen == []
 
 
-def test_headers_are_pinned(recorder: Recorder) -> None:
-    """Every request carries the key, the pinned version and the files beta."""
-    handler, seen = scripted(httpx.Response(200, json=FILE))
-    client_with(handler, recorder).get(FILE["id"])
-    headers = seen[0].headers
-    assert (headers["x-api-key"], headers["anthropic-version"], headers["anthropic-beta"]) == (
-        KEY,
-        "2023-06-01",
-        "files-api-2025-04-14",
-    )
-
-
 def test_unknown_fields_are_ignored(recorder: Recorder) -> None:
     """A File object with fields this client does not know still parses."""
     handler, _ = scripted(httpx.Response(200, json=FILE))
@@ -173,37 +161,6 @@ def test_delete_404_means_already_gone(recorder: Recorder) -> None:
     handler, _ = scripted(err(404, "not_found_error"), httpx.Response(200, json={"id": "x"}))
     client = client_with(handler, recorder)
     assert [client.delete("file_a"), client.delete("file_b")] == [False, True]
-
-
-def page(ids: list[str], has_more: bool, last: str | None = "auto") -> httpx.Response:
-    data = [dict(FILE, id=i) for i in ids]
-    last_id = (ids[-1] if ids else None) if last == "auto" else last
-    return httpx.Response(
-        200,
-        json={"data": data, "first_id": ids[0] if ids else None, "last_id": last_id,
-              "has_more": has_more},
-    )
-
-
-@pytest.mark.parametrize(
-    ("pages", "expected_requests"),
-    [
-        ([page(["a", "b"], True), page(["c"], False)], 2),
-        ([page(["a", "b"], True), page([], True)], 2),
-        ([page(["a", "b"], True, last=None)], 1),
-    ],
-    ids=["has_more-false", "empty-page", "no-last-id"],
-)
-def test_iter_files_stops_like_the_sdk(
-    recorder: Recorder, pages: list[httpx.Response], expected_requests: int
-) -> None:
-    """Paging stops on has_more false, an empty page, or a missing last_id; cursors chain."""
-    handler, seen = scripted(*pages)
-    list(client_with(handler, recorder).iter_files(limit=2))
-    assert len(seen) == expected_requests
-    assert seen[0].url.params.get("after_id") is None
-    if expected_requests > 1:
-        assert seen[1].url.params["after_id"] == "b"
 
 
 def test_upload_of_a_vanished_file_is_a_local_error(recorder: Recorder, tmp_path: Path) -> None:

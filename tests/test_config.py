@@ -263,3 +263,23 @@ def test_metrics_listen_refused(tmp_path: Path, listen: str) -> None:
     message = config_error(None, root=tmp_path, metrics={"listen": listen})
     expected = True
     assert expected == ("[metrics] listen" in message)
+
+
+def test_an_unknown_api_version_is_one_line(tmp_path: Path) -> None:
+    """An api_version syncd does not speak is refused with the two it does."""
+    path = tmp_path / "c.toml"
+    path.write_text('root = "/srv"\n[remote]\napi_version = "2025-01-01"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert ("config key [remote] api_version" in str(info.value), "2026-10-21" in str(info.value),
+            "\n" in str(info.value)) == (True, True, False)
+
+
+def test_expiry_needs_the_ga_version(tmp_path: Path) -> None:
+    """expires_in_days with the 2025 beta (which has no expiry) is refused, naming the fix."""
+    path = tmp_path / "c.toml"
+    path.write_text('root = "/srv"\n[remote]\napi_version = "2023-06-01"\nexpires_in_days = 3\n')
+    with pytest.raises(ConfigError, match=r"\[remote\].*expires_in_days needs api_version"):
+        load_settings(path)
+    ok = load_settings(None, root=tmp_path, remote={"expires_in_days": 90})
+    assert 90 * 86400 == ok.remote.expires_in_seconds

@@ -215,3 +215,15 @@ def test_retry_backoff_is_capped() -> None:
     expected = [900.0, 900.0, 60.0]
     actual = [retry_backoff(9), retry_backoff(10_000), retry_backoff(50, base=1.0, cap=60.0)]
     assert expected == actual
+
+
+def test_an_unchanged_file_whose_copy_is_gone_is_uploaded_again() -> None:
+    """A copy missing, expired or due for renewal is replaced though the file is unchanged."""
+    for reason in ("missing", "expired", "renew"):
+        gone = FileRow("a.txt", synced(), None, gone=reason)
+        assert Decision(Action.UPLOAD) == decide(STAT, gone, NOW)
+
+
+def test_a_gone_copy_of_a_deleted_file_is_deleted_not_uploaded() -> None:
+    """A file deleted locally while its copy was gone goes to the delete gate as usual."""
+    assert Decision(Action.DELETE) == decide(None, FileRow("a.txt", synced(), None, "missing"), NOW)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from syncd.client import RemoteFile
 from syncd.journal import FileRow, Intent, Synced
-from syncd.reconcile import CLOCK_SKEW, Plan, Snapshot, plan
+from syncd.reconcile import CLOCK_SKEW, Missing, Ours, Plan, Snapshot, plan
 
 T0 = 1_700_000_000.0
 LISTED = T0 + 1000.0  # when the listing began
@@ -38,13 +38,14 @@ def snap(
     intents: tuple[Intent, ...] = (),
     rows: dict[str, FileRow] | None = None,
 ) -> Snapshot:
-    return Snapshot(synced or {}, tombstoned, intents, rows or {})
+    ours = {file_id: Ours(*entry) for file_id, entry in (synced or {}).items()}
+    return Snapshot(ours, tombstoned, intents, rows or {})
 
 
 def test_synced_file_not_listed_is_missing() -> None:
     """A row synced before the listing whose file is not listed is uploaded again."""
     result = plan([], snap({"file_1": ("a.txt", T0)}), LISTED)
-    expected = Plan(missing=("a.txt",))
+    expected = Plan(missing=(Missing("a.txt", "file_1", "missing"),))
     assert expected == result
 
 
@@ -271,3 +272,64 @@ def test_never_deletes_a_file_it_did_not_create(
     expected = ([], len(set(ids)), len(set(adopted_paths)), len(unknown))
     actual = (bad, len(ids), len(adopted_paths), result.foreign + len(ids))
     assert expected == actual
+
+
+# -- the remote guard and expiry (a complete listing that lacks too much is not believed) -------
+
+
+def many(n: int, synced_at: float = T0) -> dict[str, tuple[str, float]]:
+    return {f"file_{i}": (f"f{i}.txt", synced_at) for i in range(n)}
+
+
+def test_a_listing_lacking_30_percent_of_our_files_changes_nothing() -> None:
+    """30 of 100 synced files missing at once (over 10%): refused, nothing planned."""
+    journal = many(100)
+    listing = [remote(f"file_{i}", f"f{i}.txt") for i in range(30, 100)]
+    result = plan(listing, snap(journal, intents=(intent(),)), LISTED, max_missing_fraction=0.1)
+    assert ((), (), (), ()) == (result.missing, result.adopt, result.orphans,
+                                result.spent_intents)
+    assert "lacks 30 of our 100 synced files" in (result.refused or "")
+
+
+def test_an_empty_listing_is_refused_when_we_have_files() -> None:
+    """`data: []` proven complete, against 20 synced files: refused, nothing forgotten."""
+    result = plan([], snap(many(20)), LISTED, max_missing_fraction=0.1)
+    assert ((), True) == (result.missing, result.refused is not None)
+
+
+def test_ten_missing_files_or_fewer_are_always_believed() -> None:
+    """The guard never trips for 10 files or fewer, whatever the fraction."""
+    result = plan([], snap(many(10)), LISTED, max_missing_fraction=0.1)
+    assert (10, None) == (len(result.missing), result.refused)
+
+
+def test_expired_copies_are_gone_and_do_not_trip_the_guard() -> None:
+    """Copies whose expires_at has passed are re-uploaded, however many: expiry is expected."""
+    journal = {f"file_{i}": Ours(f"f{i}.txt", T0, T0 + 10) for i in range(50)}
+    result = plan([], Snapshot(journal, frozenset(), ()), LISTED, max_missing_fraction=0.1)
+    assert (50, {"expired"}, None) == (
+        len(result.missing), {m.reason for m in result.missing}, result.refused)
+
+
+def test_a_listed_copy_past_its_expiry_is_gone() -> None:
+    """A listed copy whose listed expires_at has passed is treated like a missing one."""
+    listed = RemoteFile("file_1", "a.txt", "text/plain", 10, datetime.fromtimestamp(T0, UTC),
+                        expires_at=datetime.fromtimestamp(LISTED - 1, UTC))
+    result = plan([listed], snap({"file_1": ("a.txt", T0)}), LISTED)
+    assert (Missing("a.txt", "file_1", "expired"),) == result.missing
+
+
+def test_rows_already_marked_gone_are_not_planned_again() -> None:
+    """A path already waiting for its re-upload is neither missing again nor counted."""
+    journal = {"file_1": Ours("a.txt", T0, None, gone=True)}
+    result = plan([], Snapshot(journal, frozenset(), ()), LISTED)
+    assert () == result.missing
+
+
+def test_a_session_scoped_file_is_never_adopted_or_deleted() -> None:
+    """A session output with our name and size is foreign, even with an open intent."""
+    scoped = RemoteFile("file_s", "a.txt", "text/plain", 10,
+                        datetime.fromtimestamp(T0 + 5, UTC), scoped=True)
+    lost = intent()
+    result = plan([scoped], snap(intents=(lost,)), LISTED)
+    assert ((), (), 1) == (result.adopt, result.orphans, result.foreign)

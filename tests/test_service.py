@@ -216,6 +216,7 @@ def test_manifest_maps_paths_to_file_ids(tmp_path: Path) -> None:
     entry = manifest["files"]["docs/a.pdf"]
     assert (stored[entry["file_id"]].sha256, "application/pdf") == (entry["sha256"],
                                                                     entry["mime_type"])
+    assert ("document", "document") == (entry["block"], manifest["files"]["b.txt"]["block"])
 
 
 def test_config_check_reports_each_item(tmp_path: Path) -> None:

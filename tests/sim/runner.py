@@ -25,6 +25,7 @@ from syncd.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from syncd.emulator_faults import Faults
 from syncd.errors import JournalError
 from syncd.names import encode_name
+from syncd.report import escape_path
 from tests.sim import oracle
 from tests.sim.ops import Names, Op, World, initial_tree, next_op
 from tests.sim.profiles import PROFILES, Profile
@@ -399,7 +400,7 @@ def _cli_checks(sim: Sim, emu: RunningEmulator, daemon: DaemonProcess,
     out += oracle.diff(want, entries, errors, emu.stored(), sim.foreign, sim.prefix)
     text = daemon.cli("ls")
     out += [f"syncd ls does not show {e.path!r}" for e in entries
-            if f"{e.file_id}  {e.size:>12}  {e.path}" not in text.stdout]
+            if f"{e.file_id}  {e.size:>12}  {escape_path(e.path)}" not in text.stdout]
     listed = daemon.cli("errors")
     if listed.returncode != (1 if errors else 0):
         out.append(f"syncd errors exit code {listed.returncode} with {len(errors)} errors")
