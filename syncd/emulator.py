@@ -17,11 +17,12 @@ shapes, non-downloadable uploads, lingering deletes, expiry, the storage quota, 
 workspace) and ``/_emulator/...`` for tests: faults, the workspace, stored files with their
 sha256, seeding foreign files, request counts and the OpenAPI document.
 
-Every /v1 answer carries ``request-id`` and ``anthropic-workspace-id`` headers. Every /v1 request
-goes through the same gate, in this order: the edge's 413 on a too-large Content-Length,
-injected latency, the key, ``anthropic-version``, ``anthropic-beta`` (2023-06-01 only),
-``anthropic-workspace-id`` (if sent, it must be the key's workspace), the rate limiter,
-injected server errors, and only then the operation itself.
+Every /v1 answer carries ``request-id`` and ``anthropic-workspace-id`` headers, and every
+answer a ``date`` by the emulator's clock. Every /v1 request goes through the same gate, in this
+order: the edge's 413 on a too-large Content-Length, injected latency, the key,
+``anthropic-version``, ``anthropic-beta`` (2023-06-01 only), ``anthropic-workspace-id`` (if sent,
+it must be the key's workspace), the rate limiter, injected server errors, and only then the
+operation itself.
 
 Files belong to the workspace that was current when they were made; changing the workspace
 (``RunningEmulator.set_workspace``) is "the key moved": the old workspace's files are no longer
@@ -31,6 +32,7 @@ visible to it, though they still count against the (organization-wide) storage q
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import logging
 import re
 import socket
@@ -189,25 +191,31 @@ class EmulatorState:
 
 class _ApiHeadersMiddleware:
     """Gives every /v1 response ``request-id`` (also in error bodies) and
-    ``anthropic-workspace-id`` headers."""
+    ``anthropic-workspace-id`` headers, and every response a ``date`` by the emulator's clock
+    (clients learn their clock skew from it; uvicorn's own, by the real clock, is off)."""
 
     def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
         self.app = app
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        api = scope["path"].startswith("/v1")
         request_id = new_id("req")
         request_state = scope.setdefault("state", {})
-        request_state["request_id"] = request_id
+        if api:
+            request_state["request_id"] = request_id
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                workspace = request_state.get("workspace") or self.state.workspace
-                headers = [*message.get("headers", []), (b"request-id", request_id.encode()),
-                           (WORKSPACE_HEADER.encode(), str(workspace).encode())]
+                date = email.utils.formatdate(self.state.cfg.clock(), usegmt=True)
+                headers = [*message.get("headers", []), (b"date", date.encode())]
+                if api:
+                    workspace = request_state.get("workspace") or self.state.workspace
+                    headers += [(b"request-id", request_id.encode()),
+                                (WORKSPACE_HEADER.encode(), str(workspace).encode())]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -324,7 +332,8 @@ async def _drop_mid_upload(request: Request) -> Response:
 
 async def _list(request: Request, state: EmulatorState) -> Response:
     lister = list_ga if is_ga(request) else list_beta
-    return lister(request.query_params, state.store, workspace_of(request), state.cfg.page_max)
+    return lister(request.query_params, state.store, workspace_of(request), state.cfg.page_max,
+                  state.dice, state.stats.count)
 
 
 def _missing(state: EmulatorState, request: Request, file_id: str) -> ApiError:
@@ -532,6 +541,7 @@ def run_emulator(cfg: EmulatorConfig, host: str = "127.0.0.1", port: int = 0, *,
     logging.getLogger("python_multipart").setLevel(logging.ERROR)
     config = uvicorn.Config(build_app(state), log_level="warning", access_log=False,
                             log_config=None, http="h11", ws="none", lifespan="off",
+                            date_header=False,
                             timeout_graceful_shutdown=max(1, int(timeout / 2)))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from syncd.emulator import EmulatorConfig, run_emulator, workspace_problem
 from syncd.emulator_api import DEFAULT_WORKSPACE
 from syncd.emulator_faults import Faults
+from syncd.emulator_store import ForeignDataDir, claim_data_dir
 
 
 def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,13 +78,24 @@ def _cli_problem(args: argparse.Namespace) -> str | None:
 
 def _data_dir_problem(data: Path) -> str | None:
     try:
-        data.mkdir(parents=True, exist_ok=True)
-        probe = data / ".write-probe"
-        probe.write_bytes(b"")
-        probe.unlink()
+        claim_data_dir(data)
+    except ForeignDataDir as exc:
+        return f"--data {exc}"
     except OSError as exc:
         return f"--data {data}: cannot write there ({exc.strerror}); choose a writable directory"
     return None
+
+
+def _exposure_warning(host: str) -> str | None:
+    """A warning when the emulator listens beyond this machine."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        return None
+    return (f"warning: --host {host} is reachable from other machines; the emulator is a test"
+            " server (plain HTTP, one shared key): prefer 127.0.0.1")
 
 
 def _config_from(args: argparse.Namespace) -> EmulatorConfig:
@@ -104,6 +117,9 @@ def run_emulator_cli(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"syncd emulator: {problem}", file=sys.stderr)
         return 2
+    warning = _exposure_warning(args.host)
+    if warning:
+        print(f"syncd emulator: {warning}", file=sys.stderr)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -1,4 +1,6 @@
-"""The emulator's control endpoints: no auth, for tests and demos.
+"""The emulator's control endpoints, for tests and demos. They need the emulator's key (as
+``x-api-key`` or ``Authorization: Bearer``), like the API itself: anyone who can reach the port
+must not be able to read stored files, seed or change faults.
 
 - ``GET``/``PUT /_emulator/faults``: the ``Faults`` in force (PUT replaces them all), the
   storage quota ``quota_bytes`` included.
@@ -14,8 +16,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
     from syncd.emulator import EmulatorState
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 async def _json_object(request: Request) -> dict[str, object]:
@@ -66,8 +70,25 @@ def _seed_from(state: EmulatorState, data: dict[str, object]) -> StoredFile:
                               expires_in_seconds=_seed_expiry(data.get("expires_in_seconds")))
 
 
+def _keyed(state: EmulatorState, endpoint: Endpoint) -> Endpoint:
+    """``endpoint``, answering 401 unless the request carries the emulator's key."""
+    async def guarded(request: Request) -> Response:
+        bearer = request.headers.get("authorization", "")
+        sent = request.headers.get("x-api-key") or bearer.removeprefix("Bearer ")
+        if not hmac.compare_digest(sent.encode(), state.cfg.api_key.encode()):
+            return JSONResponse({"error": "control endpoints need the emulator's key"}, 401)
+        return await endpoint(request)
+    return guarded
+
+
 def control_routes(state: EmulatorState) -> list[Route]:
-    """The /_emulator routes of one emulator state."""
+    """The /_emulator routes of one emulator state, each behind the key."""
+    routes = _control_routes(state)
+    return [Route(r.path, _keyed(state, r.endpoint), methods=list(r.methods or ()))
+            for r in routes]
+
+
+def _control_routes(state: EmulatorState) -> list[Route]:
     async def get_faults(request: Request) -> Response:
         return JSONResponse(state.dice.faults.to_dict())
 

@@ -8,6 +8,17 @@ that would take the live files past it is refused (400 storage_quota_exceeded in
 Every random decision comes from one seeded ``random.Random``, so a run with the same seed and
 the same request sequence fails in the same places. A fault whose rate is zero never draws,
 which keeps the sequence of the other faults unchanged when one is switched off.
+
+``short_list_rate`` cuts a share of page listings short (``syncd.emulator_lists``), as a broken
+proxy or a service hiccup would, in one of ``SHORT_LIST_MODES``:
+
+- ``empty``: no files, but the end marker that says the listing is complete
+  (``{"data": [], "next_page": null}``, or ``has_more: false`` in 2023-06-01);
+- ``unmarked``: the real page (full if more follow) without its end marker: neither
+  ``next_page`` nor ``has_more``, so it proves nothing about the rest;
+- ``either``: one of the two, half each.
+
+Look-ups by ``ids[]`` are never cut.
 """
 
 from __future__ import annotations
@@ -22,8 +33,10 @@ from dataclasses import asdict, dataclass, fields
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-_RATES = ("error_rate", "drop_upload_rate", "lose_response_rate")
+_RATES = ("error_rate", "drop_upload_rate", "lose_response_rate", "short_list_rate")
 _OPTIONAL_INTS = ("rate_limit_rpm", "rate_limit_burst", "quota_bytes")
+SHORT_LIST_MODES = ("empty", "unmarked", "either")
+_STRINGS = {"short_list_mode": SHORT_LIST_MODES}
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,8 @@ class Faults:
     drop_upload_rate: float = 0.0
     lose_response_rate: float = 0.0
     quota_bytes: int | None = None
+    short_list_rate: float = 0.0
+    short_list_mode: str = "either"
 
     def __post_init__(self) -> None:
         problem = _faults_problem(self)
@@ -68,6 +83,10 @@ class Faults:
 
 def _check_type(key: str, value: object) -> None:
     # bool is an int in Python, but `"error_rate": true` is a mistake worth naming.
+    if key in _STRINGS:
+        if not isinstance(value, str):
+            raise ValueError(f"{key} must be one of {', '.join(_STRINGS[key])}")
+        return
     if isinstance(value, bool):
         raise ValueError(f"{key} must be a number, not a boolean")
     if key in _OPTIONAL_INTS:
@@ -90,6 +109,9 @@ def _faults_problem(faults: Faults) -> str | None:
             return f"{name} must be at least 1 or unset (got {value})"
     if faults.quota_bytes is not None and faults.quota_bytes < 0:
         return f"quota_bytes must be 0 or more, or unset (got {faults.quota_bytes})"
+    if faults.short_list_mode not in SHORT_LIST_MODES:
+        return (f"short_list_mode must be one of {', '.join(SHORT_LIST_MODES)} "
+                f"(got {faults.short_list_mode!r})")
     return None
 
 
@@ -158,6 +180,17 @@ class FaultDice:
         """Whether to store this upload and then drop the connection instead of answering."""
         with self._lock:
             return self._roll(self._faults.lose_response_rate)
+
+    def short_listing(self) -> str | None:
+        """How to cut this page listing short (``empty`` or ``unmarked``), or None: answer it
+        whole."""
+        with self._lock:
+            faults = self._faults
+            if not self._roll(faults.short_list_rate):
+                return None
+            if faults.short_list_mode != "either":
+                return faults.short_list_mode
+            return "empty" if self._random.random() < 0.5 else "unmarked"
 
     def _roll(self, rate: float) -> bool:
         # No draw at rate 0: switching one fault off leaves the others' sequence unchanged.

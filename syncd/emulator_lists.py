@@ -12,6 +12,11 @@ number is the file's place in creation order, and rows are never removed, so a c
 valid, and means the same place, however many files are deleted meanwhile; a cursor that was
 garbled, forged, or issued in another workspace is a 400. Both versions list newest first and
 never return more than the server's page cap (``EmulatorConfig.page_max``) at once.
+
+With the ``short_list_rate`` fault (``syncd.emulator_faults``) a page listing in either version
+is cut short: ``empty`` answers no files with the end marker (a listing that claims to be
+complete), ``unmarked`` answers the real page without its end marker. Each cut is counted as
+``fault:short_list_<mode>``. Look-ups by ids are never cut.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Callable, Mapping
 
 from starlette.datastructures import QueryParams
 from starlette.responses import JSONResponse, Response
 
 from syncd.emulator_api import bad
+from syncd.emulator_faults import FaultDice
 from syncd.emulator_store import FileStore, UnknownCursor
 
 MAX_IDS = 100
@@ -33,6 +40,11 @@ _SEQ_BYTES = 8
 _MAC_BYTES = 10
 # 18 bytes are exactly 24 base64 characters, so a cursor never needs padding.
 _CURSOR_RE = re.compile(re.escape(_PAGE_PREFIX) + r"([A-Za-z0-9_-]{24})")
+# What an `empty` short listing says in each version: no files, and that this is the end.
+_EMPTY_GA: dict[str, object] = {"data": [], "next_page": None}
+_EMPTY_BETA: dict[str, object] = {"data": [], "first_id": None, "last_id": None,
+                                  "has_more": False}
+Count = Callable[[str], None]
 
 
 class PageCursors:
@@ -78,9 +90,23 @@ def parse_limit(raw: str | None, page_max: int | None) -> int:
     return limit if page_max is None else min(limit, page_max)
 
 
+def _answer(body: Mapping[str, object], marker: str, empty: Mapping[str, object],
+            dice: FaultDice | None, count: Count | None) -> Response:
+    """``body``, or with the short-listing fault a cut-short version of it."""
+    mode = None if dice is None else dice.short_listing()
+    if mode is None:
+        return JSONResponse(dict(body))
+    if count is not None:
+        count(f"fault:short_list_{mode}")
+    if mode == "empty":
+        return JSONResponse(dict(empty))
+    return JSONResponse({k: v for k, v in body.items() if k != marker})
+
+
 def list_beta(query: QueryParams, store: FileStore, workspace: str,
-              page_max: int | None) -> Response:
-    """The 2023-06-01 listing."""
+              page_max: int | None, dice: FaultDice | None = None,
+              count: Count | None = None) -> Response:
+    """The 2023-06-01 listing (``dice`` and ``count``: the short-listing fault, see above)."""
     limit = parse_limit(query.get("limit"), page_max)
     # An empty cursor is taken as no cursor.
     after_id, before_id = query.get("after_id") or None, query.get("before_id") or None
@@ -92,17 +118,20 @@ def list_beta(query: QueryParams, store: FileStore, workspace: str,
         name = "after_id" if after_id is not None else "before_id"
         raise bad(f"{name}: no file with id `{exc.args[0]}`") from exc
     data = [f.api_object() for f in page.files]
-    return JSONResponse({
+    body = {
         "data": data,
         "first_id": data[0]["id"] if data else None,
         "last_id": data[-1]["id"] if data else None,
         "has_more": page.has_more,
-    })
+    }
+    return _answer(body, "has_more", _EMPTY_BETA, dice, count)
 
 
 def list_ga(query: QueryParams, store: FileStore, workspace: str,
-            page_max: int | None) -> Response:
-    """The 2026-10-21 listing: a page after a cursor, or a lookup by ids."""
+            page_max: int | None, dice: FaultDice | None = None,
+            count: Count | None = None) -> Response:
+    """The 2026-10-21 listing: a page after a cursor, or a lookup by ids (``dice`` and
+    ``count``: the short-listing fault, see above; it never cuts a look-up by ids)."""
     for old in ("after_id", "before_id"):
         if old in query:
             raise bad(f"{old}: not supported by anthropic-version 2026-10-21; "
@@ -123,7 +152,8 @@ def list_ga(query: QueryParams, store: FileStore, workspace: str,
     next_page = None
     if page.has_more and page.last_seq is not None:
         next_page = cursors.encode(workspace, page.last_seq)
-    return JSONResponse({"data": [f.ga_object() for f in page.files], "next_page": next_page})
+    body = {"data": [f.ga_object() for f in page.files], "next_page": next_page}
+    return _answer(body, "next_page", _EMPTY_GA, dice, count)
 
 
 def _by_ids(query: QueryParams, store: FileStore, workspace: str, ids: list[str],

@@ -176,6 +176,34 @@ class UploadSink:
         self.path.unlink(missing_ok=True)
 
 
+MARKER = ".syncd-emulator"
+# What an emulator from before the marker leaves in its directory: adopted as its own.
+_OWN_NAMES = {"meta.sqlite3", "meta.sqlite3-wal", "meta.sqlite3-shm", "files", "tmp"}
+
+
+class ForeignDataDir(ValueError):
+    """The data directory holds files the emulator did not make."""
+
+
+def claim_data_dir(data_dir: Path) -> None:
+    """Make ``data_dir`` the emulator's (new or empty), or check it already is; else raise.
+
+    The emulator deletes inside its data directory (unfinished uploads at start), so it must
+    never adopt a directory that holds anything else: ``--data ~`` would wipe ``~/tmp``.
+    """
+    marker = data_dir / MARKER
+    if marker.is_file():
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    names = set(os.listdir(data_dir))
+    made_before_markers = "meta.sqlite3" in names and names <= _OWN_NAMES
+    if names and not made_before_markers:
+        raise ForeignDataDir(
+            f"{data_dir} holds files the emulator did not make; give a new or empty directory"
+        )
+    marker.write_text("a syncd emulator's data directory\n")
+
+
 class FileStore:
     """Thread-safe store of files; survives restarts of the process on the same directory."""
 
@@ -184,6 +212,7 @@ class FileStore:
         self._clock = clock
         self._linger = linger_seconds
         self._lock = threading.Lock()
+        claim_data_dir(data_dir)  # only a directory the emulator made is ever cleaned
         self.files_dir = data_dir / "files"
         self.tmp_dir = data_dir / "tmp"
         self.files_dir.mkdir(parents=True, exist_ok=True)

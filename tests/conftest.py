@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from syncd.client import FilesClient
@@ -49,3 +50,8 @@ def make_client(emu: Any, recorder: Recorder | None = None, **kwargs: Any) -> Fi
     return FilesClient(
         emu.api_key, emu.base_url, pacer=pacer, sleep=rec.sleep, rand=lambda: 0.0, **kwargs
     )
+
+
+def control(emu: Any) -> httpx.Client:
+    """A client for the emulator's /_emulator endpoints, which need its key."""
+    return httpx.Client(headers={"x-api-key": emu.api_key}, timeout=30)

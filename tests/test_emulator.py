@@ -29,6 +29,7 @@ from syncd.emulator import (
 from syncd.emulator_cli import add_emulator_arguments, run_emulator_cli
 from syncd.emulator_faults import Faults
 from syncd.names import filename_problem
+from tests.conftest import control
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -584,7 +585,7 @@ def test_stats_count_requests_per_operation_and_status(client: httpx.Client,
     client.get(f"/v1/files/{file_id}/content")
     client.delete(f"/v1/files/{file_id}")
     client.delete(f"/v1/files/{file_id}")
-    httpx.get(f"{emu.base_url}/_emulator/stats")
+    control(emu).get(f"{emu.base_url}/_emulator/stats")
     expected = {"upload": 1, "list": 1, "get": 1, "download": 1, "delete": 2,
             "status:upload:200": 1, "status:list:200": 1, "status:get:200": 1,
             "status:download:400": 1, "status:delete:200": 1, "status:delete:404": 1}
@@ -595,35 +596,35 @@ def test_stats_count_requests_per_operation_and_status(client: httpx.Client,
 
 
 def test_control_endpoints(emu: RunningEmulator, client: httpx.Client) -> None:
-    """Faults, files, seeding, stats and the OpenAPI document are reachable without a key."""
+    """Faults, files, seeding, stats and the OpenAPI document are reachable with the key."""
     base = f"{emu.base_url}/_emulator"
-    put = httpx.put(f"{base}/faults", json={"error_rate": 0.25, "rate_limit_rpm": 100})
+    put = control(emu).put(f"{base}/faults", json={"error_rate": 0.25, "rate_limit_rpm": 100})
     assert (200, Faults(error_rate=0.25, rate_limit_rpm=100)) == (put.status_code, emu.faults)
     expected_faults = Faults(error_rate=0.25, rate_limit_rpm=100).to_dict()
-    assert expected_faults == httpx.get(f"{base}/faults").json()
+    assert expected_faults == control(emu).get(f"{base}/faults").json()
     expected = 400
-    assert expected == httpx.put(f"{base}/faults", json={"error_rate": 2}).status_code
+    assert expected == control(emu).put(f"{base}/faults", json={"error_rate": 2}).status_code
     expected = 400
-    assert expected == httpx.put(f"{base}/faults", json={"nonsense": 1}).status_code
-    httpx.put(f"{base}/faults", json={})
-    seeded = httpx.post(f"{base}/seed", json={"filename": "s.txt", "content_base64":
+    assert expected == control(emu).put(f"{base}/faults", json={"nonsense": 1}).status_code
+    control(emu).put(f"{base}/faults", json={})
+    seeded = control(emu).post(f"{base}/seed", json={"filename": "s.txt", "content_base64":
                         base64.b64encode(b"seeded").decode(), "downloadable": True})
     file_id = seeded.json()["id"]
     expected = b"seeded"
     assert expected == client.get(f"/v1/files/{file_id}/content").content
     expected = 400
-    bad_seed = httpx.post(f"{base}/seed", json={"filename": "a/b", "content_base64": ""})
+    bad_seed = control(emu).post(f"{base}/seed", json={"filename": "a/b", "content_base64": ""})
     assert expected == bad_seed.status_code
-    files = httpx.get(f"{base}/files").json()
+    files = control(emu).get(f"{base}/files").json()
     assert [{"id": file_id, "filename": "s.txt", "mime_type": "text/plain", "size": 6,
              "sha256": hashlib.sha256(b"seeded").hexdigest(), "created_at": files[0]["created_at"],
              "downloadable": True, "foreign": True, "deleted": False, "expires_at": None,
              "scope": None}] == files
     expected = 1
-    assert expected == httpx.get(f"{base}/stats").json()["download"]
+    assert expected == control(emu).get(f"{base}/stats").json()["download"]
     expected = 0
-    assert expected == httpx.post(f"{base}/stats/reset").json()["download"]
-    spec = yaml.safe_load(httpx.get(f"{base}/openapi.yaml").text)
+    assert expected == control(emu).post(f"{base}/stats/reset").json()["download"]
+    spec = yaml.safe_load(control(emu).get(f"{base}/openapi.yaml").text)
     assert yaml.safe_load(OPENAPI_PATH.read_text()) == spec
 
 
@@ -700,7 +701,8 @@ def test_cli_serves_until_sigterm_and_seeds_foreign_files(tmp_path: Path) -> Non
         line = proc.stdout.readline()
         url = re.search(r"http://\S+", line)
         assert url is not None, line
-        files = httpx.get(f"{url.group(0)}/_emulator/files", timeout=5).json()
+        files = httpx.get(f"{url.group(0)}/_emulator/files", timeout=5,
+                          headers={"x-api-key": "sk-ant-emulator"}).json()
         expected = ["foreign-003.txt", "foreign-002.txt", "foreign-001.txt"]
         assert expected == [
             f["filename"] for f in files]
@@ -719,3 +721,33 @@ def test_seeding_foreign_files_is_idempotent(data_dir: Path) -> None:
         first = emu.ensure_foreign_files(3)
     with run_emulator(EmulatorConfig(data_dir=data_dir)) as emu:
         assert (first, 3) == (emu.ensure_foreign_files(3), len(emu.stored()))
+
+
+def test_a_data_dir_holding_other_files_is_refused_and_left_alone(tmp_path: Path) -> None:
+    """`--data ~`: a non-empty directory the emulator did not make is refused; its tmp/ stays."""
+    home = tmp_path / "home"
+    (home / "tmp").mkdir(parents=True)
+    (home / "tmp" / "precious.txt").write_text("mine")
+    args = parse_cli("--data", str(home))
+    assert 2 == run_emulator_cli(args)
+    with pytest.raises(ValueError, match="did not make"):
+        run_emulator(EmulatorConfig(data_dir=home)).__enter__()
+    assert ["precious.txt"] == os.listdir(home / "tmp")
+
+
+def test_control_endpoints_need_the_key(emu: RunningEmulator) -> None:
+    """Without the key, /_emulator/* answers 401 and changes nothing."""
+    base = f"{emu.base_url}/_emulator"
+    statuses = [httpx.get(f"{base}/files").status_code,
+                httpx.put(f"{base}/faults", json={"error_rate": 1}).status_code,
+                httpx.get(f"{base}/stats", headers={"x-api-key": "wrong"}).status_code]
+    assert ([401, 401, 401], Faults()) == (statuses, emu.faults)
+
+
+def test_a_non_loopback_host_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
+    """--host 0.0.0.0 prints one warning line; loopback does not."""
+    from syncd.emulator_cli import _exposure_warning
+
+    assert (None, None, True) == (
+        _exposure_warning("127.0.0.1"), _exposure_warning("localhost"),
+        "reachable from other machines" in (_exposure_warning("0.0.0.0") or ""))

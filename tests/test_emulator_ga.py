@@ -18,6 +18,7 @@ from syncd.emulator_cli import add_emulator_arguments, run_emulator_cli
 from syncd.emulator_faults import Faults
 from syncd.emulator_store import FileStore
 from syncd.names import filename_problem
+from tests.conftest import control
 from tests.test_emulator import BOUNDARY, FakeClock, api_headers, closing, raw_part
 
 pytestmark = pytest.mark.timeout(60)
@@ -422,13 +423,13 @@ def test_workspace_control_endpoint(emu: RunningEmulator, ga: httpx.Client) -> N
     """GET/PUT /_emulator/workspace read and move the key's workspace; bad ids are 400."""
     url = f"{emu.base_url}/_emulator/workspace"
     expected = {"workspace_id": "wrkspc_emulator"}
-    assert expected == httpx.get(url).json()
-    put = httpx.put(url, json={"workspace_id": "wrkspc_011CZkZaBF1tNoB5wlCeusgy"})
+    assert expected == control(emu).get(url).json()
+    put = control(emu).put(url, json={"workspace_id": "wrkspc_011CZkZaBF1tNoB5wlCeusgy"})
     expected_put = (200, {"workspace_id": "wrkspc_011CZkZaBF1tNoB5wlCeusgy"},
                     "wrkspc_011CZkZaBF1tNoB5wlCeusgy")
     assert expected_put == (put.status_code, put.json(),
                             ga.get("/v1/files").headers["anthropic-workspace-id"])
-    bad = [httpx.put(url, json=body).status_code
+    bad = [control(emu).put(url, json=body).status_code
            for body in ({"workspace_id": "nope"}, {"workspace_id": "wrkspc_"}, {}, [1])]
     assert [400, 400, 400, 400] == bad
     with pytest.raises(ValueError, match="wrkspc_"):
@@ -582,11 +583,11 @@ def test_quota_counts_every_workspace(ga: httpx.Client, emu: RunningEmulator) ->
 def test_quota_through_the_faults_endpoint(emu: RunningEmulator, ga: httpx.Client) -> None:
     """PUT /_emulator/faults sets quota_bytes; bad values are refused."""
     url = f"{emu.base_url}/_emulator/faults"
-    put = httpx.put(url, json={"quota_bytes": 0})
+    put = control(emu).put(url, json={"quota_bytes": 0})
     expected = (200, 0, 400, 200)
     assert expected == (put.status_code, emu.faults.quota_bytes, upload_status(ga, b"x"),
                         upload_status(ga, b""))
-    bad = [httpx.put(url, json={"quota_bytes": v}).status_code for v in (-1, 1.5, True, "1")]
+    bad = [control(emu).put(url, json={"quota_bytes": v}).status_code for v in (-1, 1.5, True, "1")]
     assert [400, 400, 400, 400] == bad
 
 
@@ -647,7 +648,7 @@ def test_seed_endpoint_takes_a_scope(emu: RunningEmulator, ga: httpx.Client) -> 
     """POST /_emulator/seed accepts scope (and expires_in_seconds); a bad scope is a 400."""
     url = f"{emu.base_url}/_emulator/seed"
     content = base64.b64encode(b"x").decode()
-    seeded = httpx.post(url, json={"filename": "s.txt", "content_base64": content,
+    seeded = control(emu).post(url, json={"filename": "s.txt", "content_base64": content,
                                    "scope": {"type": "session", "id": "sesn_1"},
                                    "expires_in_seconds": 3600}).json()["id"]
     got = ga.get(f"/v1/files/{seeded}").json()
@@ -655,7 +656,7 @@ def test_seed_endpoint_takes_a_scope(emu: RunningEmulator, ga: httpx.Client) -> 
     assert expected == (got["scope"], got["expires_at"])
     bad_bodies = [{"scope": {"type": "agent", "id": "x"}}, {"scope": {"type": "session"}},
                   {"scope": "sesn_1"}, {"expires_in_seconds": "60"}, {"expires_in_seconds": 0}]
-    statuses = [httpx.post(url, json={"filename": "b.txt", "content_base64": content} | body)
+    statuses = [control(emu).post(url, json={"filename": "b.txt", "content_base64": content} | body)
                 .status_code for body in bad_bodies]
     assert [400] * len(bad_bodies) == statuses
 
