@@ -4,11 +4,19 @@ An operation is chosen by looking at the folder as it is now (sorted listings, s
 picks the same targets) and is recorded as a plain :class:`Op` value before it is applied: the
 list of ops is what a failing seed prints, and replaying the seed produces it again. Content is
 never stored in an op, only the seed and size it is made from.
+
+Most ops act on the folder. The ``REMOTE`` ones (an out-of-band delete, a spell of short
+listings) act on the emulator: :class:`World` hands them to its ``remote`` hook, which the
+runner sets; without one they are recorded and skipped.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import hashlib
 import os
+import platform
 import random
 import shutil
 import stat as st
@@ -17,12 +25,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncd.ignore import IgnoreRules
+
 # Sizes: mostly small, some medium, a few MB now and then; `oversize` makes files over the limit.
 SIZE_BANDS = ((0.08, 0, 0), (0.45, 1, 200), (0.80, 200, 16_000), (0.94, 16_000, 300_000),
               (1.00, 300_000, 3_000_000))
 WORDS = ("alpha", "beta", "gamma", "report", "draft", "notes", "data", "résumé", "日本", "x")
 EXTS = (".txt", ".md", ".py", ".csv", ".json", ".bin", ".pdf", ".dat", "")
 SPECIALS = ':*?"<>|\\'
+# Content of files outside root that a directory exchange makes reachable through a symlink:
+# no upload may ever carry it (invariant 10: syncd never reads outside root).
+OUTSIDE_MARK = b"OUTSIDE-ROOT:"
+REMOTE = ("remote_delete", "short_listing")
 
 
 @dataclass(frozen=True)
@@ -176,7 +190,10 @@ def _survey_dir(root: Path, prefix: str, found: Survey) -> None:
         if st.S_ISLNK(mode):
             found.links.append(rel)
         elif st.S_ISDIR(mode):
-            found.dirs.append(rel)
+            # Only deep_tree makes one-character directory names: its chain of ~300 would
+            # swamp every choice, so only the chain's top is offered to other ops.
+            if len(name) > 1:
+                found.dirs.append(rel)
             _survey_dir(root, rel, found)
         elif st.S_ISREG(mode):
             found.files.append(rel)
@@ -190,22 +207,43 @@ def join(parent: str, name: str) -> str:
 
 
 class World:
-    """The folder under test, a directory outside it, and the file size limit."""
+    """The folder under test, a directory outside it, and the file size limit.
 
-    def __init__(self, root: Path, outside: Path, limit: int) -> None:
+    ``scratch`` (beside root, never inside it) holds what the exchange and FIFO ops stage:
+    the outside directories a symlink exposes, FIFOs and files before they are renamed in.
+    ``outside_shas`` is the sha256 of every outside-marked file made there. ``remote`` applies
+    the ``REMOTE`` ops (set by the runner); it returns what happened, like ``apply``.
+    ``extra_seed`` seeds the separate stream the ``EXTRA_GENERATORS`` draw from.
+    """
+
+    def __init__(self, root: Path, outside: Path, limit: int, tag: str = "",
+                 extra_seed: int = 0) -> None:
         self.root = root
         self.outside = outside
         self.limit = limit
+        self.tag = tag
+        self.scratch = outside.parent / "scratch"
         self.fifos = 0
         self.oversize = 0
+        self.deep = 0
+        self.short_listings = 0
+        self.staged = 0
+        self.outside_shas: set[str] = set()
+        self.remote: Callable[[Op], str] | None = None
+        self.extra = random.Random(extra_seed)  # the stream of the EXTRA_GENERATORS' ops
 
     def survey(self) -> Survey:
         """What is there now."""
         return survey(self.root, self.outside)
 
     def apply(self, op: Op) -> str:
-        """Apply ``op``; "" if it worked, else why not (the folder moved on: not an error)."""
+        """Apply ``op``; "" if it worked, else why not (the folder moved on: not an error).
+
+        A remote op answers what it did (or why not) in the same string.
+        """
         try:
+            if op.kind in REMOTE:
+                return "no remote to apply it to" if self.remote is None else self.remote(op)
             APPLY[op.kind](self, op)
         except OSError as exc:
             return f"{type(exc).__name__}: {exc.strerror}"
@@ -213,6 +251,12 @@ class World:
             if op.pause:
                 time.sleep(op.pause)
         return ""
+
+    def stage(self, what: str) -> Path:
+        """A fresh path in the scratch directory (outside root)."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.staged += 1
+        return self.scratch / f"{what}{self.staged}"
 
     def path(self, rel: str) -> Path:
         """The absolute path of ``rel`` under root."""
@@ -242,6 +286,12 @@ def initial_tree(rng: random.Random, names: Names, world: World, entries: int) -
 
 def next_op(rng: random.Random, names: Names, now: Survey, world: World) -> Op:
     """One random operation that makes sense on the folder as it is now."""
+    extra = world.extra
+    if extra.random() < EXTRA_SHARE:
+        kind = extra.choices(list(EXTRA_GENERATORS), [w for w, _ in EXTRA_GENERATORS.values()])[0]
+        op = EXTRA_GENERATORS[kind][1](extra, names, now, world)
+        if op is not None:
+            return Op(op.kind, op.path, op.dest, op.size, op.cseed, op.count, _pause(extra))
     for _ in range(50):
         kind = rng.choices(list(GENERATORS), [w for w, _ in GENERATORS.values()])[0]
         op = GENERATORS[kind][1](rng, names, now, world)
@@ -434,6 +484,54 @@ def gen_root_away(rng: random.Random, names: Names, now: Survey, world: World) -
     return Op("root_away", count=rng.randint(0, 800))
 
 
+def gen_dir_exchange(rng: random.Random, names: Names, now: Survey, world: World) -> Op | None:
+    """A directory holding 1-12 files, exchanged with a symlink to a directory outside root."""
+    pool = [d for d in now.dirs
+            if 0 < sum(1 for f in now.files if f.startswith(d + "/")) <= 12]
+    if not pool:
+        return None
+    # dest: where the symlink is made, beside the directory (a writer in root) or outside root.
+    return Op("dir_exchange", rng.choice(pool), rng.choice(["beside", "outside"]),
+              cseed=_cseed(rng), count=rng.randint(50, 1500))
+
+
+def gen_fifo_swap(rng: random.Random, names: Names, now: Survey, world: World) -> Op | None:
+    """A FIFO renamed over a regular file for a moment, then a regular file again."""
+    target = _file(rng, now)
+    if target is None:
+        return None
+    return Op("fifo_swap", target, size=sample_size(rng), cseed=_cseed(rng),
+              count=rng.randint(100, 1500))
+
+
+def gen_deep_tree(rng: random.Random, names: Names, now: Survey, world: World) -> Op | None:
+    """A chain of ~300 one-character directories with a file at the bottom (twice at most)."""
+    if world.deep >= 2:
+        return None
+    world.deep += 1
+    parent = rng.choice([p for p in now.parents() if p.count("/") < 3])
+    # Named by its own counter: a draw of the shared name counter would renumber later names.
+    return Op("deep_tree", join(parent, f"deep{world.deep}"), size=rng.randint(0, 20_000),
+              cseed=_cseed(rng), count=rng.randint(280, 320))
+
+
+def gen_remote_delete(rng: random.Random, names: Names, now: Survey, world: World) -> Op | None:
+    """Our remote copy of a local file deleted by someone else (REMOTE: the runner applies it)."""
+    rules = IgnoreRules.load(world.root)
+    pool = [f for f in now.files if not rules.ignored(f, is_dir=False)]
+    return Op("remote_delete", rng.choice(pool)) if pool else None
+
+
+def gen_short_listing(rng: random.Random, names: Names, now: Survey, world: World) -> Op | None:
+    """For ``count`` ms (more than one reconcile interval) every page listing is cut short,
+    in mode ``dest``, while the operations go on (REMOTE)."""
+    if world.short_listings >= 2:
+        return None
+    world.short_listings += 1
+    return Op("short_listing", dest=rng.choice(["empty", "unmarked"]),
+              count=rng.randint(3500, 6000))
+
+
 GENERATORS: dict[str, tuple[float, Gen]] = {
     "create": (14, gen_create),
     "append": (8, gen_append),
@@ -457,6 +555,19 @@ GENERATORS: dict[str, tuple[float, Gen]] = {
     "oversize": (1, gen_oversize),
     "file_to_dir": (1, gen_file_to_dir),
     "root_away": (0.5, gen_root_away),
+}
+
+# The operations that found issue 10's bugs, drawn from their own random stream
+# (``World.extra``): whether an operation is one of them, and everything about it, never
+# shifts the main stream, so a seed's other operations stay what they were before these were
+# added (until one of these changes the folder's listing: a deep tree adds a directory).
+EXTRA_SHARE = 0.06
+EXTRA_GENERATORS: dict[str, tuple[float, Gen]] = {
+    "dir_exchange": (1.5, gen_dir_exchange),
+    "fifo_swap": (1, gen_fifo_swap),
+    "deep_tree": (1, gen_deep_tree),
+    "remote_delete": (1.5, gen_remote_delete),
+    "short_listing": (0.7, gen_short_listing),
 }
 
 
@@ -638,6 +749,121 @@ def do_root_away(world: World, op: Op) -> None:
         os.rename(away, world.root)
 
 
+def outside_content(tag: str, n: int, rel: str, size: int) -> bytes:
+    """Unique, marked content for file ``rel`` of outside directory ``n``: at least ``size``
+    bytes (exactly when ``size`` is longer than the header)."""
+    head = OUTSIDE_MARK + f"{tag}:{n}:".encode() + os.fsencode(rel) + b"\n"
+    body = b"outside root, never to be uploaded\n" * (size // 35 + 1)
+    return head + body[:max(0, size - len(head))]
+
+
+def _files_under(top: Path) -> list[str]:
+    """Regular files under ``top`` (relative, sorted), without following links."""
+    found = Survey()
+    _survey_dir(top, "", found)
+    return sorted(found.files, key=os.fsencode)
+
+
+def do_dir_exchange(world: World, op: Op) -> None:
+    """Exchange directory ``op.path`` with a symlink to a directory outside root for
+    ``op.count`` ms, then exchange them back (``renameat2(RENAME_EXCHANGE)``).
+
+    First a few of its files are appended to, so they are queued when the exchange happens.
+    The outside directory holds a file for each of them, same relative name, same size and
+    mtime, with outside-marked content: a reader that follows the link gets bytes that can
+    never exist inside root.
+    """
+    d = world.path(op.path)
+    rng = random.Random(op.cseed)
+    files = _files_under(d)
+    for i, rel in enumerate(files[:3]):
+        with open(d / rel, "ab") as fh:
+            fh.write(content(op.cseed + i, rng.randint(1, 100)))
+    outside = world.stage("outside-dir")
+    n = world.staged
+    outside.mkdir()
+    for rel in files:
+        info = os.lstat(d / rel)
+        if info.st_size > world.limit:
+            continue
+        data = outside_content(world.tag, n, rel, info.st_size)
+        (outside / rel).parent.mkdir(parents=True, exist_ok=True)
+        (outside / rel).write_bytes(data)
+        os.utime(outside / rel, ns=(info.st_atime_ns, info.st_mtime_ns))
+        world.outside_shas.add(hashlib.sha256(data).hexdigest())
+    link = d.with_name(f".xchg{n}") if op.dest == "beside" else world.stage("link")
+    os.symlink(outside, link)
+    try:
+        atomic = exchange(d, link)
+        try:
+            time.sleep(op.count / 1000)
+        finally:
+            exchange(d, link, atomic)
+    finally:
+        os.unlink(link)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276}
+
+
+def _renameat2(a: Path, b: Path) -> int:
+    """``renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE)``: 0, or the errno."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    args = (ctypes.c_int(_AT_FDCWD), os.fsencode(a), ctypes.c_int(_AT_FDCWD), os.fsencode(b),
+            ctypes.c_uint(_RENAME_EXCHANGE))
+    if hasattr(libc, "renameat2"):
+        result = libc.renameat2(*args)
+    elif platform.machine() in _SYS_RENAMEAT2:
+        result = libc.syscall(ctypes.c_long(_SYS_RENAMEAT2[platform.machine()]), *args)
+    else:
+        return errno.ENOSYS
+    return 0 if result == 0 else ctypes.get_errno()
+
+
+def exchange(a: Path, b: Path, atomic: bool | None = None) -> bool:
+    """Swap the names ``a`` and ``b``; True if it was atomic. Where the kernel or the file
+    system cannot (``atomic=False``, or ENOSYS/EINVAL), a rename dance through a third name."""
+    if atomic is not False:
+        code = _renameat2(a, b)
+        if code == 0:
+            return True
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), str(a))
+    spare = b.with_name(b.name + ".dance")
+    os.rename(a, spare)
+    os.rename(b, a)
+    os.rename(spare, b)
+    return False
+
+
+def do_fifo_swap(world: World, op: Op) -> None:
+    """Rewrite ``op.path``, rename a FIFO over it a moment later, hold ``op.count`` ms, then
+    rename a regular file with new content over the FIFO. A reader that opens the FIFO
+    without O_NONBLOCK blocks forever: there is never a writer."""
+    path = world.path(op.path)
+    rng = random.Random(op.cseed)
+    with open(path, "ab") as fh:
+        fh.write(content(op.cseed, rng.randint(1, 100)))
+    fifo = world.stage("fifo")
+    os.mkfifo(fifo)
+    time.sleep(rng.uniform(0, 0.15))  # around the settle time: a worker may be mid-upload
+    os.replace(fifo, path)
+    time.sleep(op.count / 1000)
+    back = world.stage("file")
+    back.write_bytes(content(op.cseed + 1, op.size))
+    os.replace(back, path)
+
+
+def do_deep_tree(world: World, op: Op) -> None:
+    """``op.count`` nested one-character directories under ``op.path``, a file at the bottom."""
+    rng = random.Random(op.cseed)
+    chain = "/".join(rng.choice("abcdefghij") for _ in range(op.count))
+    bottom = world.path(op.path) / chain / "bottom.txt"
+    _write(bottom, content(op.cseed, op.size))
+
+
 APPLY: dict[str, Callable[[World, Op], None]] = {
     "create": do_create,
     "append": do_append,
@@ -660,4 +886,7 @@ APPLY: dict[str, Callable[[World, Op], None]] = {
     "fifo": do_fifo,
     "file_to_dir": do_file_to_dir,
     "root_away": do_root_away,
+    "dir_exchange": do_dir_exchange,
+    "fifo_swap": do_fifo_swap,
+    "deep_tree": do_deep_tree,
 }

@@ -11,8 +11,9 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from syncd.emulator import StoredFile
@@ -22,6 +23,10 @@ from syncd.names import decode_name, encode_name
 from syncd.scan import walk
 
 BAD_EVENTS = ("unexpected error", "fatal")
+# syncd's remote guard lets a reconcile act on a listing lacking up to this many of our copies
+# (`deletes.MIN_GUARDED`), or up to `[sync] max_missing_fraction` (0.1 by default) of them.
+MISSING_TOLERATED = 10
+MISSING_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
@@ -239,3 +244,105 @@ def log_diff(want: Expected, events: list[dict[str, object]]) -> list[str]:
     out.extend(f"special file never reported as skipped: {p!r}" for p in want.specials
                if p not in skipped)
     return out
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """A file the emulator ever stored, deleted ones included (its rows are never removed)."""
+
+    id: str
+    filename: str
+    sha256: str
+    created: float  # epoch seconds
+    deleted: float | None  # epoch seconds, or None while live
+    foreign: bool
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def stored_rows(data_dir: Path) -> dict[str, StoredRow]:
+    """Every row of the emulator's store (read-only, beside the running emulator)."""
+    conn = sqlite3.connect(f"file:{data_dir / 'meta.sqlite3'}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT id, filename, sha256, created_at, deleted_at, is_foreign"
+                            " FROM files").fetchall()
+    finally:
+        conn.close()
+    return {str(r[0]): StoredRow(str(r[0]), str(r[1]), str(r[2]), _epoch(str(r[3])),
+                                 None if r[4] is None else float(r[4]), bool(r[5]))
+            for r in rows}
+
+
+def content_heads(data_dir: Path, rows: Mapping[str, StoredRow], size: int) -> dict[str, bytes]:
+    """The first ``size`` bytes of every live file's content."""
+    heads: dict[str, bytes] = {}
+    for file_id, row in rows.items():
+        if row.deleted is None:
+            try:
+                with open(data_dir / "files" / file_id, "rb") as fh:
+                    heads[file_id] = fh.read(size)
+            except OSError:
+                continue
+    return heads
+
+
+def outside_diff(rows: Mapping[str, StoredRow], heads: Mapping[str, bytes],
+                 outside: set[str], mark: bytes = b"OUTSIDE-ROOT:") -> list[str]:
+    """Invariant 10: no file ever stored holds content from outside root: neither the sha256
+    of an outside-marked file nor (for a live one, however much of it was read) its mark."""
+    out = [f"content from OUTSIDE root was uploaded: {r.id} {r.filename!r} "
+           f"(sha {short(r.sha256)}{', deleted since' if r.deleted is not None else ''})"
+           for r in sorted(rows.values(), key=lambda r: r.created) if r.sha256 in outside]
+    out.extend(f"content from OUTSIDE root was uploaded (partly): {file_id} "
+               f"{rows[file_id].filename!r}"
+               for file_id, head in sorted(heads.items())
+               if head.startswith(mark) and rows[file_id].sha256 not in outside)
+    return out
+
+
+def false_missing_diff(per_start: list[list[dict[str, object]]],
+                       rows: Mapping[str, StoredRow], deleted_by_sim: set[str]) -> list[str]:
+    """No reconcile acted on a listing that lacked many of our copies the emulator still held.
+
+    A copy marked gone ("copy gone; uploading again", reason missing) is truly missing if the
+    simulation deleted it, or it was deleted before the mark (a listing shows a deleted file
+    for the linger time, so a true mark comes well after the delete). Any other mark came from
+    a listing that lacked a live copy, e.g. a short listing: syncd's remote guard must refuse
+    a pass with more than ``MISSING_TOLERATED`` of them (and more than ``MISSING_FRACTION`` of
+    our live copies). ``per_start``: each daemon start's log events, in order.
+    """
+    out: list[str] = []
+    for events in per_start:
+        marked: list[tuple[float, str]] = []
+        for event in events:
+            if event.get("event") == "copy gone; uploading again" and \
+                    event.get("reason") == "missing":
+                marked.append((_epoch(str(event.get("timestamp"))), str(event.get("file_id"))))
+            elif event.get("event") == "reconciled":
+                out.extend(_judge_pass(marked, rows, deleted_by_sim))
+                marked = []
+        out.extend(_judge_pass(marked, rows, deleted_by_sim))
+    return out
+
+
+def _judge_pass(marked: list[tuple[float, str]], rows: Mapping[str, StoredRow],
+                deleted_by_sim: set[str]) -> list[str]:
+    if not marked:
+        return []
+    at = marked[0][0]
+    false = []
+    for when, file_id in marked:
+        row = rows.get(file_id)
+        if row is None or file_id in deleted_by_sim:
+            continue
+        if row.deleted is None or row.deleted > when - 0.5:
+            false.append(file_id)
+    live = sum(1 for r in rows.values() if not r.foreign and r.created <= at
+               and (r.deleted is None or r.deleted > at))
+    if len(false) > MISSING_TOLERATED and len(false) > MISSING_FRACTION * live:
+        stamp = datetime.fromtimestamp(at, UTC).strftime("%H:%M:%S.%f")[:-3]
+        return [f"a reconcile at {stamp} UTC acted on a listing lacking {len(false)} of our "
+                f"{live} live copies (marked missing, to upload again): e.g. {false[:3]}"]
+    return []

@@ -1,11 +1,16 @@
 """One seed of the simulation: a random folder, `syncd run` as a real subprocess mirroring it to
 the emulator over loopback, random operations (and, in crash profiles, SIGKILLs), then the
-oracle once the daemon has had a bounded time to converge by itself."""
+oracle once the daemon has had a bounded time to converge by itself.
+
+Remote operations (``ops.REMOTE``) are applied to the emulator by :class:`RemoteOps`: an
+out-of-band delete through the API with the key, as another program would, and a spell of
+page listings cut short (the emulator's ``short_list_rate`` fault)."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -21,13 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import httpx
+
 from syncd.emulator import EmulatorConfig, RunningEmulator, run_emulator
 from syncd.emulator_faults import Faults
 from syncd.errors import JournalError
 from syncd.names import encode_name
 from syncd.report import escape_path
 from tests.sim import oracle
-from tests.sim.ops import Names, Op, World, initial_tree, next_op
+from tests.sim.ops import OUTSIDE_MARK, Names, Op, World, initial_tree, next_op
 from tests.sim.profiles import PROFILES, Profile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,8 +59,8 @@ class SeedResult:
     workdir: str = ""
 
     def report(self) -> str:
-        """The seed, its operations and the diff, for a failure."""
-        lines = [f"FAILED seed {self.seed} profile {self.profile} "
+        """The seed, its operations and the diff (printed for a failure, kept in report.txt)."""
+        lines = [f"{'PASSED' if self.ok else 'FAILED'} seed {self.seed} profile {self.profile} "
                  f"(replay: python -m tests.sim --profile {self.profile} --seed {self.seed}; "
                  f"files kept in {self.workdir})", "operations:"]
         lines += [f"  {line}" for line in self.ops]
@@ -69,6 +76,7 @@ class DaemonProcess:
         self.config = config
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
         self.env["ANTHROPIC_API_KEY"] = key
+        self.env["PYTHONFAULTHANDLER"] = "1"  # a fatal signal logs every thread's stack
         self.logs = logs
         self.starts = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -152,13 +160,17 @@ class Sim:
         for d in (self.root, workdir / "outside", self.journal.parent, self.logs):
             d.mkdir(parents=True)
         (workdir / "elsewhere.txt").write_text("a file outside root\n")
-        self.world = World(self.root, workdir / "outside", LIMIT)
+        self.world = World(self.root, workdir / "outside", LIMIT, tag=f"seed{seed}",
+                           extra_seed=seed * 7_919 + 101)
         self.names = Names(self.rng)
         self.key = f"sk-ant-sim-{seed:08x}-{self.rng.getrandbits(64):016x}"
         self.prefix = self.rng.choice(["", "", "sim/mirror"])
         self.follow = self.rng.random() < 0.3
         self.result = SeedResult(profile.name, seed, workdir=str(workdir))
         self.foreign: dict[str, str] = {}  # file_id -> sha256 of the seeded foreign files
+        self.remote_deleted: set[str] = set()  # our copies remote_delete deleted
+        self.want: oracle.Expected | None = None  # the local truth once the ops stopped
+        self.remote: RemoteOps | None = None  # set while the operations run
         self.base_url = ""
 
     def log(self, line: str) -> None:
@@ -166,9 +178,15 @@ class Sim:
         self.result.ops.append(line)
 
     def apply(self, op: Op, note: str = "") -> None:
-        """Apply an operation to the folder and record it (with why it failed, if it did)."""
-        problem = self.world.apply(op)
-        self.log(f"{note}{op}" + (f"  [{problem}]" if problem else ""))
+        """Record an operation, then apply it (to the folder, or to the emulator for a remote
+        one); what went wrong, or what a remote op did, is added to its line."""
+        if self.remote is not None:
+            self.remote.tick()
+        self.log(f"{note}{op}")
+        line = len(self.result.ops) - 1
+        outcome = self.world.apply(op)
+        if outcome:
+            self.result.ops[line] += f"  [{outcome}]"
 
     def seed_foreign(self, emu: RunningEmulator) -> None:
         """Files another program uploaded, some with names that look like ours."""
@@ -200,6 +218,83 @@ class Sim:
         return path
 
 
+class RemoteOps:
+    """Applies the remote operations to the running emulator (``World.remote``)."""
+
+    def __init__(self, sim: Sim, emu: RunningEmulator) -> None:
+        self.sim = sim
+        self.emu = emu
+        self.short: tuple[float, str, int] | None = None  # (until, stats key, count before)
+
+    def apply(self, op: Op) -> str:
+        """Apply ``op``; what it did, or why it did nothing."""
+        if op.kind == "remote_delete":
+            return self.delete(op.path)
+        if op.kind == "short_listing":
+            return self.short_listing(op.dest, op.count / 1000)
+        raise ValueError(f"not a remote operation: {op.kind}")
+
+    def delete(self, path: str) -> str:
+        """Delete our newest live copy of ``path`` through the API, as another program would
+        (it meets the profile's faults too, and retries a 429 or 5xx a few times)."""
+        name = encode_name(path, self.sim.prefix)
+        copies = [f for f in self.emu.stored() if f.filename == name and not f.foreign
+                  and not f.deleted]
+        if not copies:
+            return "no remote copy (yet)"
+        file_id = copies[0].id  # newest first
+        headers = {"authorization": f"Bearer {self.sim.key}", "anthropic-version": "2026-10-21"}
+        status = 0
+        with httpx.Client(base_url=self.emu.base_url, headers=headers, timeout=10) as client:
+            for _ in range(4):
+                try:
+                    status = client.delete(f"/v1/files/{file_id}").status_code
+                except httpx.TransportError:
+                    status = -1
+                if status in (200, 404):
+                    break
+                time.sleep(0.5)
+        if status == 200:
+            self.sim.remote_deleted.add(file_id)
+            return f"deleted {file_id} at {_clock()}"
+        return f"{file_id}: delete answered {status}"
+
+    def short_listing(self, mode: str, seconds: float) -> str:
+        """From now on, for ``seconds``, every page listing is cut short (``mode``); the
+        operations go on meanwhile. ``tick`` (before each operation) or ``end_short_listing``
+        puts the profile's faults back."""
+        self.end_short_listing()
+        self.short = (time.monotonic() + seconds, f"fault:short_list_{mode}",
+                      self.emu.stats().get(f"fault:short_list_{mode}", 0))
+        faults = self.sim.profile.faults
+        self.emu.set_faults(dataclasses.replace(faults, short_list_rate=1.0,
+                                                short_list_mode=mode))
+        return f"for {seconds:.1f} s from {_clock()}"
+
+    def tick(self) -> None:
+        """End a spell of short listings whose time is up."""
+        if self.short is not None and time.monotonic() >= self.short[0]:
+            self.end_short_listing()
+
+    def end_short_listing(self, wait: bool = False) -> None:
+        """The profile's faults again (logged with how many listings were cut short); with
+        ``wait``, once the spell has lasted its whole time."""
+        if self.short is None:
+            return
+        until, key, before = self.short
+        if wait:
+            time.sleep(max(0.0, until - time.monotonic()))
+        self.short = None
+        self.emu.set_faults(self.sim.profile.faults)
+        cut = self.emu.stats().get(key, 0) - before
+        self.sim.log(f"short listings over at {_clock()}: {cut} cut short")
+
+
+def _clock() -> str:
+    """The wall clock (UTC, as the daemon's log has it), to find a remote op in the logs."""
+    return time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+
+
 def run_seed(profile_name: str, seed: int, base: Path, keep: bool = False) -> SeedResult:
     """Run one seed under one profile; the workdir is removed unless it failed or ``keep``."""
     profile = PROFILES[profile_name]
@@ -217,7 +312,7 @@ def run_seed(profile_name: str, seed: int, base: Path, keep: bool = False) -> Se
     result.ok = not result.diff
     if result.ok and not keep:
         shutil.rmtree(workdir, ignore_errors=True)
-    elif not result.ok:
+    else:  # a kept passing seed has its record too
         (workdir / "report.txt").write_text(result.report(), errors="surrogateescape")
     return result
 
@@ -267,10 +362,14 @@ def _run(sim: Sim) -> None:
         if code != 0:
             sim.result.diff.append(f"daemon stopped with exit code {code} (SIGTERM)")
         _final_checks(sim)
+        _remote_checks(sim, emu)
 
 
 def _operate(sim: Sim, emu: RunningEmulator, daemon: DaemonProcess) -> None:
-    """The random operations, with kills and restarts in crash profiles."""
+    """The random operations, with kills and restarts in crash profiles; remote ones go to
+    the emulator."""
+    sim.remote = RemoteOps(sim, emu)
+    sim.world.remote = sim.remote.apply
     count = sim.rng.randint(20, 60)
     crashes: set[int] = set()
     if sim.profile.crash:
@@ -303,6 +402,7 @@ def _restart_if_exited(sim: Sim, daemon: DaemonProcess) -> None:
 
 def _crash(sim: Sim, emu: RunningEmulator, daemon: DaemonProcess) -> None:
     """Kill the daemon at a chosen kind of moment, operate while it is down, restart it."""
+    _restart_if_exited(sim, daemon)  # an exit since the last operation is not a kill
     trigger = sim.crash_rng.choice(TRIGGERS)
     fired = _wait_for(trigger, sim, emu)
     if fired:
@@ -343,9 +443,11 @@ def _wait_for(trigger: str, sim: Sim, emu: RunningEmulator) -> bool:
 
 def _converge(sim: Sim, emu: RunningEmulator, daemon: DaemonProcess) -> None:
     """Faults off; poll the oracle until it holds or the time is up (the daemon alone acts)."""
+    if sim.remote is not None:
+        sim.remote.end_short_listing(wait=True)  # a spell of short listings lasts its time
     sim.result.injected = injected_faults(emu.stats())
     emu.set_faults(Faults())
-    want = oracle.expected_state(sim.root, sim.follow, LIMIT)
+    want = sim.want = oracle.expected_state(sim.root, sim.follow, LIMIT)
     started = time.monotonic()
     deadline = started + CONVERGE_SECONDS
     problems: list[str] = ["never checked"]
@@ -425,3 +527,17 @@ def _final_checks(sim: Sim) -> None:
     journal_files = [sim.journal.with_name(sim.journal.name + s) for s in ("", "-wal")]
     sim.result.diff.extend(oracle.integrity_diff(sim.journal))
     sim.result.diff.extend(oracle.secret_diff(sim.key, [*logs, *journal_files]))
+
+
+def _remote_checks(sim: Sim, emu: RunningEmulator) -> None:
+    """Over every file the emulator ever stored (deleted ones too): nothing read outside root
+    (invariant 10), and no reconcile acted on a listing that lacked our live copies."""
+    rows = oracle.stored_rows(emu.data_dir)
+    heads = oracle.content_heads(emu.data_dir, rows, len(OUTSIDE_MARK))
+    if sim.want is not None:
+        inside = {sha for sha, _ in [*sim.want.files.values(), *sim.want.oversize.values()]}
+        if inside & sim.world.outside_shas:  # the check below would be meaningless
+            sim.result.diff.append("harness error: outside-marked content exists inside root")
+    sim.result.diff.extend(oracle.outside_diff(rows, heads, sim.world.outside_shas))
+    per_start = [oracle.log_events([p]) for p in sorted(sim.logs.glob("daemon-*.log"))]
+    sim.result.diff.extend(oracle.false_missing_diff(per_start, rows, sim.remote_deleted))
