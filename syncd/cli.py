@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--allow-mass-reupload", action="store_true",
                       help="believe a listing that lacks more than [sync] max_missing_fraction"
                       " of the synced files, and upload them again")
+    sync.add_argument("--accept-new-root", action="store_true",
+                      help="take the directory now at `root` as the root although it is not the"
+                      " one first synced (a new disk, a restored copy), and mirror it")
     status = command("status", "what is synced, pending and failing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     ls = command("ls", "the path -> file_id map, or ready-to-use content blocks or resources")
@@ -107,7 +110,7 @@ def _raw_names() -> None:
 
 
 def _fail(message: str, code: int = 2) -> int:
-    print(f"syncd: {message}", file=sys.stderr)
+    print(f"syncd: {logs.redact(message)}", file=sys.stderr)
     return code
 
 
@@ -131,7 +134,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     """``syncd sync``."""
     settings = _settings(args)
     options = Options(allow_mass_delete=args.allow_mass_delete,
-                      allow_mass_reupload=args.allow_mass_reupload)
+                      allow_mass_reupload=args.allow_mass_reupload,
+                      accept_new_root=args.accept_new_root)
     with Daemon(settings, options) as daemon:
         if args.dry_run:
             return daemon.dry_run(sys.stdout)

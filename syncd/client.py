@@ -2,26 +2,32 @@
 
 Every request takes a token from the shared :class:`~syncd.pacer.Pacer`, retries transient
 failures with tenacity (:mod:`syncd.retry`), and turns any failure into a :mod:`syncd.errors`
-exception exactly once, here. Uploads stream from disk with a hand-built multipart body so the
-file is never held in memory, its sha256 is computed on the way out, and a file that shrinks,
-grows or is replaced mid-upload is caught.
+exception exactly once, here. Uploads stream from one open file (an opener that reads under
+root's fd, see :mod:`syncd.localfs`) with a hand-built multipart body so the file is never held
+in memory, its sha256 is computed on the way out, and a file that shrinks, grows or is
+rewritten in place mid-upload is caught (one replaced by rename is sent as it was opened).
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
+import math
 import os
 import random
 import re
 import secrets
+import statistics
 import threading
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import httpx
 import structlog
@@ -44,6 +50,7 @@ from syncd.errors import (
     error_from_response,
     error_from_transport,
 )
+from syncd.localfs import Opener, fstat, open_path
 from syncd.localstat import LocalStat
 from syncd.names import filename_problem
 from syncd.pacer import Pacer, Sleep
@@ -58,6 +65,7 @@ FILES_BETA = "files-api-2025-04-14"
 WORKSPACE_HEADER = "anthropic-workspace-id"
 MAX_UPLOAD_BYTES = 500 * 10**6  # the contract leaves 10^6 vs 2^20 open: take the smaller
 LIST_LIMIT = 1000
+SKEW_SAMPLES = 15  # `date` readings the clock skew is the median of
 CHUNK = 1024 * 1024
 
 log = structlog.get_logger("syncd.client")
@@ -170,6 +178,41 @@ def parse_page(body: dict[str, Any], limit: int) -> FilePage:
     )
 
 
+class ClockSkew:
+    """The service's clock minus ours, learnt from the ``date`` header of answers. Thread-safe.
+
+    ``date`` has a one-second resolution (truncated), so a reading is taken at the middle of its
+    second, against our clock when the answer arrived; the median of the last SKEW_SAMPLES
+    readings shrugs off one slow answer or a proxy's stale header.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, samples: int = SKEW_SAMPLES) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: deque[float] = deque(maxlen=samples)
+
+    def observe(self, date: str | None) -> None:
+        """Learn from one answer's ``date`` header (ignored if missing or unparsable)."""
+        if not date:
+            return
+        try:
+            parsed = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        if parsed.tzinfo is None:  # "-0000": no zone, nothing to compare with
+            return
+        offset = parsed.timestamp() + 0.5 - self._clock()
+        if math.isfinite(offset):
+            with self._lock:
+                self._seen.append(offset)
+
+    def seconds(self) -> float:
+        """Seconds the service's clock runs ahead of ours (negative: behind); 0.0 unknown."""
+        with self._lock:
+            seen = list(self._seen)
+        return statistics.median(seen) if seen else 0.0
+
+
 class WorkspaceGuard:
     """The workspace this client must stay in, learnt from the first answer that names one.
 
@@ -263,6 +306,7 @@ class FilesClient:
         max_upload_bytes: int = MAX_UPLOAD_BYTES,
         observer: RequestObserver | None = None,
         on_retry: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not api_key or not api_key.strip():
             raise ConfigError(
@@ -284,6 +328,7 @@ class FilesClient:
         self._rand = rand
         self._observer = observer
         self._on_retry = on_retry
+        self.skew = ClockSkew(clock)
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_ApiKeyAuth(api_key.strip(), bearer=api_version == GA_VERSION),
@@ -308,9 +353,18 @@ class FilesClient:
     # --- operations -----------------------------------------------------------------------
 
     def upload(
-        self, path: Path, remote_name: str, content_type: str, expected: LocalStat | None = None
+        self,
+        source: Path | Opener,
+        remote_name: str,
+        content_type: str,
+        expected: LocalStat | None = None,
     ) -> UploadResult:
-        """Stream ``path`` to the service as ``remote_name``; return its File and sha256.
+        """Stream a local file to the service as ``remote_name``; return its File and sha256.
+
+        ``source`` is an opener, called once per attempt, returning the file open for reading
+        (the daemon passes :func:`syncd.localfs.opener`, which never leaves root), or a plain
+        path of the caller's own (opened non-blocking, regular files only). An attempt stats,
+        checks, hashes and sends only the one file it opened, never the path again.
 
         Raises LocalFileError if the file cannot be read, FileChangedError if it changed while
         it was sent (``exc.uploaded`` then names the superseded copy, which the caller owns) or,
@@ -320,10 +374,12 @@ class FilesClient:
         if problem:
             raise BadRequest(problem, error_type="invalid_request_error")
         lost: list[ConnectionFailed] = []
+        open_source: Opener = partial(open_path, source) if isinstance(source, Path) else source
+        label = str(source) if isinstance(source, Path) else remote_name
 
         def attempt() -> UploadResult:
             try:
-                return self._upload_once(path, remote_name, content_type, expected)
+                return self._upload_once(open_source, label, remote_name, content_type, expected)
             except ConnectionFailed as exc:
                 lost.append(exc)
                 raise
@@ -336,6 +392,10 @@ class FilesClient:
             raise
         return replace(result, maybe_orphans=bool(lost))
 
+    def clock_skew(self) -> float:
+        """Seconds the service's clock runs ahead of ours (negative: behind), from ``date``."""
+        return self.skew.seconds()
+
     def list_page(self, limit: int = LIST_LIMIT, cursor: Cursor | None = None) -> FilePage:
         """One page of the listing, from ``cursor`` (a previous page's ``next``)."""
         params: dict[str, str | int] = {"limit": limit}
@@ -344,22 +404,34 @@ class FilesClient:
         body = self._retrying("list", lambda: self._json("list", "GET", "/v1/files", params))
         return parse_page(body, limit)
 
-    def iter_files(self, limit: int = LIST_LIMIT) -> Iterator[RemoteFile]:
+    def iter_files(
+        self, limit: int = LIST_LIMIT, max_pages: int | None = None,
+        on_page: Callable[[int], None] | None = None,
+    ) -> Iterator[RemoteFile]:
         """Every file in the workspace, page by page; never assumes an order.
 
         The iterator ends only after a page that says it is the last one: a listing consumed
-        to its end is complete. Anything else (a page in neither shape, a cursor that repeats)
-        raises, so no caller can act on part of a listing.
+        to its end is complete. Anything else (a page in neither shape, a cursor that repeats,
+        more than ``max_pages`` pages) raises, so no caller can act on part of a listing.
+        ``on_page`` is told the number of each page read.
         """
         cursor: Cursor | None = None
         seen: set[Cursor] = set()
+        pages = 0
         while True:
             page = self.list_page(limit, cursor)
+            pages += 1
+            if on_page is not None:
+                on_page(pages)
             yield from page.data
             if page.next is None:
                 return
             if page.next in seen:
                 raise IncompleteListing(f"the listing repeated its cursor {page.next[1][:40]}")
+            if max_pages is not None and pages >= max_pages:
+                raise IncompleteListing(
+                    f"the listing did not end within {max_pages} pages (the cap for this pass)"
+                )
             seen.add(page.next)
             cursor = page.next
 
@@ -396,18 +468,20 @@ class FilesClient:
         return {"expires_in_seconds": str(self.expires_in_seconds)}
 
     def _upload_once(
-        self, path: Path, remote_name: str, content_type: str, expected: LocalStat | None
+        self,
+        open_source: Opener,
+        label: str,
+        remote_name: str,
+        content_type: str,
+        expected: LocalStat | None,
     ) -> UploadResult:
+        handle = open_source()
         try:
-            handle = open(path, "rb")  # noqa: SIM115 - closed in the finally below
-        except OSError as exc:
-            raise LocalFileError(f"cannot read {path}: {exc.strerror}") from exc
-        try:
-            before = LocalStat.from_stat(os.fstat(handle.fileno()))
+            before = fstat(handle)
             if expected is not None and before != expected:
                 # Every copy an attempt may leave must match its intent (same size), or
                 # reconcile could never find it after a lost response.
-                raise FileChangedError(f"{path} changed before it was sent")
+                raise FileChangedError(f"{label} changed before it was sent")
             if before.size > self.max_upload_bytes:
                 raise TooLarge(
                     f"{before.size} bytes is over the {self.max_upload_bytes}-byte upload limit",
@@ -421,9 +495,9 @@ class FilesClient:
             )
             response = self._send("upload", request)
             uploaded = RemoteFile.from_json(_json_object("upload", response))
+            _check_unchanged(label, handle, before, uploaded)
         finally:
             handle.close()
-        _check_unchanged(path, before, uploaded)
         return UploadResult(file=uploaded, sha256=body.sha256(), local=before)
 
     def _download_once(self, file_id: str, dest: Path) -> int:
@@ -456,6 +530,7 @@ class FilesClient:
             self._observe(op, None, started)
             raise error_from_transport(exc) from exc
         self._observe(op, response.status_code, started)
+        self.skew.observe(response.headers.get("date"))
         log.debug(
             "request",
             op=op,
@@ -523,18 +598,24 @@ def _file_url(file_id: str) -> str:
     return "/v1/files/" + urllib.parse.quote(valid_id(file_id), safe="")
 
 
-def _check_unchanged(path: Path, before: LocalStat, uploaded: RemoteFile) -> None:
-    """Raise FileChangedError if ``path`` no longer matches what was read."""
+def _check_unchanged(
+    label: str, handle: BinaryIO, before: LocalStat, uploaded: RemoteFile
+) -> None:
+    """Raise FileChangedError if the file read (its fd, not its path) no longer matches.
+
+    A rewrite in place shows in the fd's stat. A file replaced by rename does not, and need not:
+    the copy sent is the old version whole, and the new one is a change of its own.
+    """
     try:
-        after = LocalStat.from_stat(os.stat(path))  # as open() saw it: through a symlink
+        after: LocalStat | None = fstat(handle)
     except OSError:
         after = None
     if after != before or uploaded.size_bytes != before.size:
-        raise FileChangedError(f"{path} changed while it was uploaded", uploaded_id=uploaded.id)
+        raise FileChangedError(f"{label} changed while it was uploaded", uploaded_id=uploaded.id)
 
 
 class _MultipartFile:
-    """A multipart/form-data body with one ``file`` part, streamed from an open file.
+    """A multipart/form-data body with one ``file`` part, streamed from an open file's fd.
 
     Hashes exactly ``size`` bytes as they are sent; a file that ends early aborts the request
     (the server must never store a truncated upload), one that grows is cut at ``size`` and
@@ -542,7 +623,7 @@ class _MultipartFile:
     """
 
     def __init__(
-        self, handle: Any, size: int, name: str, content_type: str,
+        self, handle: BinaryIO, size: int, name: str, content_type: str,
         fields: dict[str, str] | None = None,
     ) -> None:
         self._handle = handle

@@ -4,6 +4,10 @@ Precedence, highest first: ``SYNCD_*`` environment variables (nested with ``__``
 ``SYNCD_SYNC__WORKERS=8``), then the TOML file. The API key is never part of this object: it
 comes from ``ANTHROPIC_API_KEY``, else ``[remote] api_key_file``, else the systemd credential
 ``anthropic_api_key`` (see :func:`resolve_api_key`).
+
+Values that pass validation must also work: every number is finite and bounded, a number is
+never ``true`` and a flag never ``1`` (the TOML file gives real types; ``SYNCD_*`` strings are
+still parsed), and ``root`` is never ``/`` or a kernel tree (/proc, /sys, /dev).
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import stat
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import structlog
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -35,13 +42,39 @@ from syncd.client import DEFAULT_BASE_URL, GA_VERSION, ApiVersion, valid_id
 from syncd.errors import BadAnswer, ConfigError
 from syncd.names import prefix_problem
 
+log = structlog.get_logger("syncd.config")
 CREDENTIAL_NAME = "anthropic_api_key"
+MAX_KEY_FILE = 4096  # bytes: a key file is one short line
+MAX_CONFIG_FILE = 1 << 20
+HOUR = 3600.0
+WEEK = 7 * 86400.0
+SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
 _SECTIONS = ("remote", "sync", "state", "log", "metrics")
 _toml_path: ContextVar[Path | None] = ContextVar("syncd_toml_path", default=None)
+_warned_key_files: set[str] = set()
+
+
+def _not_bool(value: Any) -> Any:
+    # Lax pydantic takes true as 1; TOML's true for a number is a mistake, not a 1.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+def _flag(value: Any) -> Any:
+    # A flag is true/false in TOML; SYNCD_* variables give it as a string ("true", "0").
+    if not isinstance(value, bool | str):
+        raise ValueError("must be true or false")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RemoteSettings(_Section):
@@ -50,13 +83,13 @@ class RemoteSettings(_Section):
     base_url: str = DEFAULT_BASE_URL
     api_version: ApiVersion = GA_VERSION
     workspace_id: str | None = None
-    expires_in_days: int | None = Field(default=None, ge=1, le=90)
+    expires_in_days: Int | None = Field(default=None, ge=1, le=90)
     api_key_file: Path | None = None
     name_prefix: str = ""
-    requests_per_minute: float = Field(default=90, gt=0)
-    burst: int = Field(default=5, ge=1)
-    max_retries: int = Field(default=4, ge=0, le=20)
-    timeout_seconds: float = Field(default=60.0, gt=0)
+    requests_per_minute: Float = Field(default=90, gt=0, le=1_000_000)
+    burst: Int = Field(default=5, ge=1, le=10_000)
+    max_retries: Int = Field(default=4, ge=0, le=20)
+    timeout_seconds: Float = Field(default=60.0, gt=0, le=HOUR)
 
     @field_validator("base_url")
     @classmethod
@@ -98,16 +131,16 @@ class RemoteSettings(_Section):
 class SyncSettings(_Section):
     """``[sync]``: how the mirror behaves."""
 
-    workers: int = Field(default=4, ge=1, le=64)
-    settle_seconds: float = Field(default=2.0, ge=0)
-    settle_max_seconds: float = Field(default=60.0, ge=0)
-    reconcile_interval_seconds: float = Field(default=600.0, gt=0)
-    rescan_interval_seconds: float = Field(default=3600.0, gt=0)
+    workers: Int = Field(default=4, ge=1, le=64)
+    settle_seconds: Float = Field(default=2.0, ge=0, le=HOUR)
+    settle_max_seconds: Float = Field(default=60.0, ge=0, le=24 * HOUR)
+    reconcile_interval_seconds: Float = Field(default=600.0, gt=0, le=WEEK)
+    rescan_interval_seconds: Float = Field(default=3600.0, gt=0, le=WEEK)
     ignore: tuple[str, ...] = ()
-    follow_symlinks: bool = False
-    max_delete_fraction: float = Field(default=0.5, ge=0, le=1)
-    max_missing_fraction: float = Field(default=0.1, ge=0, le=1)
-    shutdown_timeout_seconds: float = Field(default=20.0, ge=0)
+    follow_symlinks: Flag = False
+    max_delete_fraction: Float = Field(default=0.5, ge=0, le=1)
+    max_missing_fraction: Float = Field(default=0.1, ge=0, le=1)
+    shutdown_timeout_seconds: Float = Field(default=20.0, ge=0, le=HOUR)
 
 
 class StateSettings(_Section):
@@ -166,6 +199,14 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
 
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: Path) -> Path:
+        problem = root_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -192,6 +233,17 @@ class Settings(BaseSettings):
         return base / "syncd" / f"journal-{digest}.db"
 
 
+def root_problem(root: Path) -> str | None:
+    """Why ``root`` must not be mirrored (``/`` or a kernel tree, links resolved), or None."""
+    real = Path(os.path.realpath(root.expanduser()))
+    if real == Path("/"):
+        return 'must not be "/" (the whole system); name the folder to mirror'
+    for tree in SYSTEM_TREES:
+        if real.is_relative_to(tree):
+            return f"must not be {tree} or below it ({real}): a kernel tree, not files to mirror"
+    return None
+
+
 def load_settings(path: Path | None, **overrides: Any) -> Settings:
     """Load and validate the config; raise ConfigError with a one-line, fixable message."""
     if path is not None:
@@ -208,11 +260,25 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
 def _check_toml(path: Path) -> None:
     try:
         with open(path, "rb") as fh:
-            tomllib.load(fh)
+            data = fh.read(MAX_CONFIG_FILE + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; pass --config FILE") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    if len(data) > MAX_CONFIG_FILE:
+        raise ConfigError(f"config file {path} is over {MAX_CONFIG_FILE >> 20} MiB; is it the"
+                          " right file?")
+    not_utf8 = f"config file {path} is not UTF-8 TOML"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{not_utf8} (byte 0x{data[exc.start]:02x} at offset {exc.start});"
+                          " save it as UTF-8") from None
+    if text.startswith("\ufeff") or "\x00" in text:  # a BOM; NULs: UTF-16 of ASCII text
+        raise ConfigError(f"{not_utf8} (it starts with a byte order mark or holds NUL bytes:"
+                          " UTF-16?); save it as UTF-8 without BOM")
+    try:
+        tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -241,10 +307,14 @@ def resolve_api_key(settings: Settings) -> tuple[str, str]:
     """The API key and where it came from (never log the first item).
 
     Order: ANTHROPIC_API_KEY, then ``[remote] api_key_file``, then the systemd credential.
+    A blank variable counts as unset. Whatever the source, one trailing newline is dropped and
+    any other whitespace, control or non-ASCII character is refused: such a key cannot go into
+    a header, and the error saying so would quote it.
     """
-    env_key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
-    if env_key:
-        return env_key, "environment variable ANTHROPIC_API_KEY"
+    env_key = os.environ.get("ANTHROPIC_API_KEY", "")
+    if env_key.strip():
+        where = "environment variable ANTHROPIC_API_KEY"
+        return _valid_key(env_key, where), where
     key_file = settings.remote.api_key_file
     if key_file is not None:
         return _read_key(key_file.expanduser(), "[remote] api_key_file"), f"file {key_file}"
@@ -259,15 +329,70 @@ def resolve_api_key(settings: Settings) -> tuple[str, str]:
 
 
 def _read_key(path: Path, what: str) -> str:
+    data = _read_key_file(path, what)
     try:
-        key = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"{what} {path} cannot be read ({exc.strerror}); check the path and its permissions"
-        ) from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        # Not an OSError; and its repr holds the file's bytes, so it must not escape.
+        # Its repr holds the file's bytes, so it must not escape.
         raise ConfigError(f"{what} {path} is not UTF-8 text; put the API key in it") from None
-    if not key:
+    if not text.strip():
         raise ConfigError(f"{what} {path} is empty; put the API key in it")
+    return _valid_key(text, f"{what} {path}")
+
+
+def _read_key_file(path: Path, what: str) -> bytes:
+    """At most MAX_KEY_FILE bytes of a regular file: a FIFO or a device never blocks or floods."""
+    unreadable = f"{what} {path} cannot be read"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(f"{unreadable} ({exc.strerror}); check the path and its permissions"
+                          ) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{unreadable}: it is not a regular file; point it at a file"
+                              " holding the key")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_KEY_FILE and (chunk := os.read(fd, MAX_KEY_FILE + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{unreadable} ({exc.strerror}); check the path and its permissions"
+                          ) from None
+    finally:
+        os.close(fd)
+    if size > MAX_KEY_FILE:
+        raise ConfigError(f"{what} {path} is over {MAX_KEY_FILE // 1024} KiB; it must hold the"
+                          " API key only")
+    _warn_if_shared(path, info)
+    return b"".join(chunks)
+
+
+def _warn_if_shared(path: Path, info: os.stat_result) -> None:
+    """One warning per file (per process) when group or others may read or write the key."""
+    if info.st_mode & 0o066 and str(path) not in _warned_key_files:
+        _warned_key_files.add(str(path))
+        log.warning("API key file is readable or writable by group or others",
+                    file=str(path), mode=f"{stat.S_IMODE(info.st_mode):04o}",
+                    fix=f"chmod 600 {path}")
+
+
+def _valid_key(raw: str, source: str) -> str:
+    """``raw`` less one trailing newline, if it can go into a header; never quotes the key."""
+    key = raw[:-2] if raw.endswith("\r\n") else raw.removesuffix("\n")
+    for index, char in enumerate(key, 1):
+        if char in "\r\n":
+            problem = "has more than one line"
+        elif char in " \t":
+            problem = "contains whitespace"
+        elif not char.isascii():
+            problem = "contains a non-ASCII character"
+        elif not char.isprintable():
+            problem = "contains a control character"
+        else:
+            continue
+        raise ConfigError(f"the API key in {source} {problem} (character {index}); it must be"
+                          " the key alone on one line (one trailing newline is fine)")
     return key

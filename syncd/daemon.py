@@ -8,7 +8,7 @@ down. :meth:`Daemon.sync_once` runs the workers until the queue is empty and ret
 
 from __future__ import annotations
 
-import glob
+import json
 import os
 import threading
 import time
@@ -22,7 +22,7 @@ from syncd.client import FilesClient, WorkspaceGuard
 from syncd.config import Settings, resolve_api_key
 from syncd.deletes import DeleteGate, delete_owed, flush_tombstones
 from syncd.dirtyqueue import DirtyQueue
-from syncd.errors import ConfigError, JournalError, SafetyStop, SyncdError, WorkspaceMismatch
+from syncd.errors import JournalError, SafetyStop, SyncdError, WorkspaceMismatch
 from syncd.expiry import mark_expiring
 from syncd.ignore import IgnoreRules
 from syncd.journal import Journal
@@ -30,10 +30,13 @@ from syncd.loop import run_loop
 from syncd.manifest import manifest_data, write_manifest
 from syncd.metrics import Metrics
 from syncd.notify import Notifier
+from syncd.openwrites import OpenWrites
+from syncd.ownfiles import load_rules
 from syncd.pacer import Pacer
 from syncd.progress import PassProgress
 from syncd.quota import QuotaPause
 from syncd.reconcile import Reconciler, plan, snapshot
+from syncd.rootguard import RootGuard
 from syncd.scan import ScanResult, check_root, local_stat, merge, walk
 from syncd.throttle import WarnOnce
 from syncd.watcher import Hints
@@ -52,6 +55,7 @@ class Options:
     allow_mass_reupload: bool = False
     max_sync_wait: float = 120.0  # `sync`: how far ahead a retry may be before giving up
     progress: bool = True
+    accept_new_root: bool = False  # take another directory at the root's path as the root
 
 
 class Daemon:
@@ -89,13 +93,19 @@ class Daemon:
             root=self.root, rules=self._load_rules(settings), follow_symlinks=sync.follow_symlinks,
             name_prefix=settings.remote.name_prefix, client=self.client, journal=self.journal,
             queue=self.queue, gate=self.gate, clock=clock, warn=self.warn, metrics=self.metrics,
-            quota=QuotaPause(clock),
+            quota=QuotaPause(clock), writes=OpenWrites(sync.settle_max_seconds, clock),
         )
         self.syncer = Syncer(self.ctx)
         missing = 1.0 if self.options.allow_mass_reupload else sync.max_missing_fraction
         self.reconciler = Reconciler(self.ctx, self.gate, missing)
         self.fatal: BaseException | None = None
         self.suspended: str | None = None  # why the journal cannot be written, while it can't
+        self.root_guard = RootGuard(self.root, self.journal, self.options.accept_new_root)
+        self.root_refused: str | None = None  # why all work is paused for the root, while it is
+        self.threads_problem: str | None = None  # a long-lived thread dead or stalled (the loop)
+        self.unreadable: dict[str, str] = {}  # folders the last scan could not read -> why
+        self.overflow_problem: str | None = None  # `sync`: paths left unseen after an overflow
+        self._skip_reasons: dict[str, str] = {}
         self.drained = True
         self._rescan_reason: str | None = None
         self._reload: Reload | None = None
@@ -117,20 +127,7 @@ class Daemon:
     # --- building blocks --------------------------------------------------------------------
 
     def _load_rules(self, settings: Settings) -> IgnoreRules:
-        journal = settings.journal_path
-        own = [journal, *(journal.with_name(journal.name + s)
-                          for s in ("-wal", "-shm", "-journal", ".lock"))]
-        if settings.state.manifest is not None:
-            own.append(settings.state.manifest)
-        patterns = list(settings.sync.ignore)
-        if journal.absolute().is_relative_to(self.root):
-            # Everything named after the journal: its siblings and what `rebuild` moves aside.
-            rel = journal.absolute().relative_to(self.root).as_posix()
-            patterns.append("/" + glob.escape(rel) + "*")
-        try:
-            return IgnoreRules.load(self.root, patterns, own)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        return load_rules(settings, self.root)  # the same rules as `rebuild`
 
     def request_reload(self, reload: Reload) -> None:
         """SIGHUP: reload config (ignore patterns, log level) at the loop's next turn."""
@@ -158,31 +155,44 @@ class Daemon:
         self._rescan_reason = reason
 
     def wants_rescan(self) -> bool:
-        """True when something suspicious asked for a scan (or the queue overflowed)."""
-        return self._rescan_reason is not None or self.queue.overflowed
+        """True when something suspicious asked for a scan, or marks were dropped and the queue
+        has drained enough to take a scan's worth again (not before: that is a rescan storm)."""
+        return self._rescan_reason is not None or self.queue.rescan_due()
 
     def rescan(self) -> None:
         """A full scan from the loop; a refused scan is logged, not fatal."""
         reason = self._rescan_reason or ("queue overflow" if self.queue.overflowed else "timer")
-        self._rescan_reason, self.queue.overflowed = None, False
+        self._rescan_reason = None
+        self.queue.clear_overflow()
         log.info("rescanning", reason=reason)
         try:
             self.scan()
         except SafetyStop as exc:
             log.error("scan refused", reason=str(exc))
 
-    def scan(self) -> ScanResult:
-        """Walk the tree against the journal; queue what changed and what vanished."""
+    def scan(self, mark_from: str | None = None) -> ScanResult:
+        """Walk the tree against the journal; queue what changed and what vanished.
+
+        ``mark_from``: queue only changed paths from this one on (in path-byte order): `sync`
+        resumes where an overflowing queue dropped marks. Vanished paths are queued all.
+        """
         started = time.monotonic()
-        self.root_problem()  # records the root's identity on the first scan
-        check_root(self.root)
+        problem = self.root_problem()  # records the root's identity on the first scan
+        if problem:
+            raise SafetyStop(problem)
+        self._skip_reasons = {}
+        mark = self.queue.mark if mark_from is None else self._marker_from(mark_from)
         result = merge(
             walk(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped),
             self.journal.iter_rows(),
-            self.queue.mark,
+            mark,
         )
         for path in result.vanished:
             self.queue.mark(path, settle=False)
+        self.unreadable = {
+            p or ".": self._skip_reasons.get(p or ".", "not readable") for p in result.unreadable
+        }
+        self._publish("unreadable", json.dumps(self.unreadable) if self.unreadable else "")
         self.journal.set_meta("last_scan", str(self.clock()))
         log.info(
             "scanned", files=result.files, bytes=result.bytes, queued=result.marked,
@@ -191,26 +201,34 @@ class Daemon:
         )
         return result
 
+    def _marker_from(self, first: str) -> Callable[[str], None]:
+        start = os.fsencode(first)
+
+        def mark(path: str) -> None:
+            if os.fsencode(path) >= start:
+                self.queue.mark(path)
+
+        return mark
+
     def _skipped(self, path: str, reason: str) -> None:
+        self._skip_reasons[path] = reason
         self.warn.warn(path, "skipped", reason=reason)
 
     def root_problem(self) -> str | None:
-        """Why deletions must not run now (root gone, replaced or unmounted), or None."""
-        try:
-            info = check_root(self.root)
-        except SafetyStop as exc:
-            return str(exc)
-        identity = f"{info.st_dev}:{info.st_ino}"
-        known = self.journal.get_meta("root_identity")
-        if known is None:
-            self.journal.set_meta("root_identity", identity)
-        elif known != identity:
-            return (
-                f"root {self.root} is not the directory first synced (replaced or unmounted?); "
-                "nothing deleted. If this is deliberate, move the journal aside and run "
-                "`syncd rebuild`"
-            )
-        return None
+        """Why no work may be done now (root gone, replaced or unmounted), or None."""
+        return self.root_guard.problem()
+
+    def check_root_identity(self) -> str | None:
+        """Pause all work while the root is not the directory first synced (or is gone);
+        resume, and rescan, once it is back. Returns the problem, or None."""
+        problem = self.root_problem()
+        was, self.root_refused = self.root_refused, problem
+        if problem and problem != was:
+            log.error("root refused; all work paused", reason=problem)
+        elif was and not problem:
+            log.info("root is back; resuming")
+            self.request_rescan("the root is back")
+        return problem
 
     def run_deletions(self, quiet: float = 0.0) -> int:
         """Delete the remote copies of removed files the gate approves; pay owed tombstones.
@@ -253,8 +271,15 @@ class Daemon:
         self.suspended = str(exc)
 
     def working(self) -> bool:
-        """False while the journal cannot be written."""
-        return self.suspended is None
+        """False while paused: the journal cannot be written, or the root is not the directory
+        first synced (checked here too, so workers stop before the loop's next turn)."""
+        return self.suspended is None and self.root_refused is None and not self.root_guard.moved()
+
+    def note_threads(self, problem: str | None) -> None:
+        """The loop's verdict on the long-lived threads: None while all live and turn."""
+        if problem and problem != self.threads_problem:
+            log.error("thread dead or stalled", reason=problem)
+        self.threads_problem = problem
 
     def probe_journal(self) -> None:
         """While suspended, try a small write; on success resume and rescan what was missed."""
@@ -275,14 +300,24 @@ class Daemon:
             for row in self.journal.rows_under(rel_dir):
                 self.queue.mark(row.path)
 
-        return Hints(self.queue.mark, mark_under, self.request_rescan)
+        return Hints(self.queue.mark, mark_under, self.request_rescan, self.ctx.writes)
 
     def publish_depth(self) -> None:
         """Let `syncd status` (another process) see how much is queued and what is paused."""
         pending, held = self.queue.depth()
         self.metrics.queue(pending, held)
         self._publish("queued", str(pending + held + self.gate.pending()))
+        self.publish_pauses()
+
+    def publish_pauses(self) -> None:
+        """Write every pause the daemon knows to the journal for `syncd status` (the reconcile
+        refusal is written by the reconciler; a journal that cannot be written is inferred by
+        status itself)."""
+        self._publish("root_refused", self.root_refused or "")
         self._publish("uploads_paused", self.ctx.quota.reason or "")
+        self._publish("deletions_refused", self.gate.refused or "")
+        self._publish("threads_dead", self.threads_problem or "")
+        self._publish("ignore_warnings", "\n".join(self.ctx.rules.warnings))
 
     def _publish(self, key: str, value: str) -> None:
         if self._published.get(key) != value:
@@ -295,10 +330,30 @@ class Daemon:
             self.journal, lambda path: self.queue.mark(path, settle=False), self.clock()
         )
 
-    def problems(self) -> list[str]:
-        """What keeps the mirror from converging now, beyond paths in error."""
-        found = [self.ctx.quota.reason, self.gate.refused, self.reconciler.last_refusal()]
+    def pauses(self) -> list[str]:
+        """Every pause with its reason, one line each, in the order `syncd status` shows them."""
+        found = [
+            f"journal not writable ({self.suspended})" if self.suspended else None,
+            self.root_refused,
+            self.ctx.quota.reason,
+            self.gate.refused,
+            self.reconciler.last_refusal(),
+            self.threads_problem,
+        ]
         return [p for p in found if p]
+
+    def problems(self) -> list[str]:
+        """What keeps the mirror from converging now, beyond paths in error: every pause, the
+        folders that could not be read, paths an overflowing queue left unseen."""
+        found = self.pauses()
+        if self.unreadable:
+            names = ", ".join(sorted(self.unreadable)[:3])
+            more = "" if len(self.unreadable) <= 3 else f" and {len(self.unreadable) - 3} more"
+            found.append(f"{len(self.unreadable)} folder(s) could not be read: {names}{more}"
+                         " (see `syncd errors`)")
+        if self.overflow_problem:
+            found.append(self.overflow_problem)
+        return found
 
     def progress(self, scanned: ScanResult) -> PassProgress:
         """A progress reporter for the pass that ``scanned`` started."""
@@ -316,16 +371,23 @@ class Daemon:
     # --- one-shot ---------------------------------------------------------------------------
 
     def sync_once(self) -> int:
-        """One full pass: reconcile, scan, upload, delete; 0 converged, 1 paths in error."""
+        """One full pass: reconcile, scan, upload, delete; 0 converged, 1 paths in error or a
+        pause (:meth:`problems` says why)."""
         check_root(self.root)  # before any request: a missing root stops here
+        self.overflow_problem = None
+        if self.check_root_identity():  # another directory in its place: touch nothing
+            self.publish_pauses()
+            return 1
         self.reconciler.run()
         scanned = self.scan()
         self.renew()
-        pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self.on_fatal)
+        pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self.on_fatal,
+                          may_work=self.working)
         bar = self.progress(scanned).start() if self.options.progress else None
         pool.start()
         try:
             self._drain()
+            self._rescan_overflows()
             if self.journal.intents():
                 self.reconciler.run()  # lost responses: adopt or delete their copies
                 self._drain()
@@ -335,15 +397,38 @@ class Daemon:
             self.drained = pool.stop(time.monotonic() + self.settings.sync.shutdown_timeout_seconds)
         if self.fatal is not None:
             raise self.fatal
+        self.check_root_identity()  # replaced mid-pass: the workers stopped, say why
         self.write_manifest()
         self.publish_depth()
         counts = self.journal.counts()
         converged = counts.errors == 0 and counts.retrying == 0 and not self.problems()
         return 0 if converged and counts.tombstones == 0 else 1
 
+    def _rescan_overflows(self) -> None:
+        """Marks were dropped (more paths to look at than the queue holds): rescan from the
+        first dropped path and drain, until nothing is dropped. A rescan that drops from the
+        same path again makes no progress (vanished paths the gate keeps): :meth:`problems`
+        says so."""
+        resumed: bytes | None = None
+        while self.queue.overflowed and self.fatal is None and self.working():
+            dropped = self.queue.first_dropped or ""
+            if resumed is not None and os.fsencode(dropped) <= resumed:
+                self.overflow_problem = (
+                    f"queue overflowed: more paths need a look than it holds "
+                    f"({self.queue.max_size}), and a rescan made no progress past {dropped!r};"
+                    " run `syncd sync` again"
+                )
+                return
+            resumed = os.fsencode(dropped)
+            self.queue.clear_overflow()
+            log.info("rescanning", reason="queue overflow", resume_at=dropped)
+            self.scan(mark_from=dropped)
+            self._drain()
+
     def _drain(self) -> None:
-        """Let the workers empty the queue; deletions and tombstones go last."""
-        while self.fatal is None:
+        """Let the workers empty the queue; deletions and tombstones go last. Stops early when
+        paused (the root is not the one synced): the workers take nothing then."""
+        while self.fatal is None and self.working():
             self._wait_idle()
             owed = self.run_deletions()
             retries_due = not self.queue.idle(ignore_future=False) and self._retry_soon()
@@ -353,15 +438,18 @@ class Daemon:
 
     def _wait_idle(self) -> None:
         pause = min(TICK, max(0.02, self.settings.sync.settle_seconds / 4))
-        while self.fatal is None and not self.queue.idle():
+        while self.fatal is None and self.working() and not self.queue.idle():
             time.sleep(pause)
 
     def _retry_soon(self) -> bool:
+        """True when a transient failure is due within ``max_sync_wait``. Not for a file this
+        process cannot read: waiting does not fix a permission, so `sync` reports it at once."""
         horizon = self.clock() + self.options.max_sync_wait
         return any(
             row.failure is not None
             and row.failure.kind == "transient"
             and row.failure.next_attempt <= horizon
+            and os.access(self.root / row.path, os.R_OK)
             for row in self.journal.errors()
         )
 

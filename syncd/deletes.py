@@ -2,18 +2,25 @@
 
 A removed local file does not delete its remote copy at once: the path waits in the
 :class:`DeleteGate` until the next check, which refuses the whole batch if the root looks wrong
-(gone, replaced, unmounted) or if the batch would delete more than ``max_delete_fraction`` of the
-synced files. Events and scans both go through this gate, so an emptied root deletes nothing.
+(gone, replaced, unmounted) or if the batch, with every deletion approved in the last hour,
+would delete more than ``max_delete_fraction`` of the files synced when that hour began (so a
+wipe done slowly, a few files at a time, is refused like a fast one). Events and scans both go
+through this gate, so an emptied root deletes nothing.
+
+A failed delete keeps its tombstone with the server's message, cleaned by
+:func:`syncd.logs.stored_text` first: server text is never stored as it came (invariant 9).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 import structlog
 
+from syncd import logs
 from syncd.client import FilesClient
 from syncd.decide import retry_backoff
 from syncd.errors import ApiError, PermanentError
@@ -23,6 +30,7 @@ log = structlog.get_logger("syncd.deletes")
 # Batches this small never trip the fraction guard: deleting a few files is normal.
 MIN_GUARDED = 10
 RECENT_SECONDS = 3600.0
+DELETE_WINDOW = 3600.0  # deletions approved this long ago still count against the guard
 
 
 def guard_problem(count: int, total: int, max_fraction: float, what: str,
@@ -37,21 +45,43 @@ def guard_problem(count: int, total: int, max_fraction: float, what: str,
     return f"{what} (more than {max_fraction:.0%}); if this is deliberate, run {override}"
 
 
-def mass_delete_problem(pending: int, synced: int, max_fraction: float) -> str | None:
-    """Why deleting ``pending`` of ``synced`` files is refused, or None if it may proceed."""
+def mass_delete_problem(
+    pending: int, synced: int, max_fraction: float, deleted: int = 0
+) -> str | None:
+    """Why deleting ``pending`` of ``synced`` files is refused, or None if it may proceed.
+
+    ``deleted``: how many were approved in the last hour, when there were ``synced`` files; they
+    count with ``pending``.
+    """
+    total = pending + deleted
+    what = (
+        f"refusing to delete {pending} of {synced} remote files" if not deleted else
+        f"refusing to delete {pending} more remote files: with the {deleted} deleted in the last"
+        f" hour that is {total} of {synced}"
+    )
     return guard_problem(
-        pending, synced, max_fraction, f"refusing to delete {pending} of {synced} remote files",
+        total, synced, max_fraction, what,
         "`syncd sync --allow-mass-delete` or raise [sync] max_delete_fraction",
     )
 
 
 class DeleteGate:
-    """Paths whose local file is gone, waiting for the guard's approval. Thread-safe."""
+    """Paths whose local file is gone, waiting for the guard's approval. Thread-safe.
 
-    def __init__(self, max_fraction: float, allow_mass_delete: bool = False) -> None:
+    The guard judges a batch together with every batch approved in the last
+    ``DELETE_WINDOW`` seconds (by ``clock``), against the synced count when the first of them
+    was approved.
+    """
+
+    def __init__(
+        self, max_fraction: float, allow_mass_delete: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.max_fraction = 1.0 if allow_mass_delete else max_fraction
+        self._clock = clock
         self._lock = threading.Lock()
         self._pending: set[str] = set()
+        self._approved: deque[tuple[float, int, int]] = deque()  # (when, how many, synced then)
         self._recent: dict[str, float] = {}
         self.refused: str | None = None  # the last refusal, shown by status
         self._last_request = float("-inf")
@@ -82,8 +112,13 @@ class DeleteGate:
         with self._lock:
             if not self._pending:
                 return []
+            now = self._clock()
+            while self._approved and self._approved[0][0] <= now - DELETE_WINDOW:
+                self._approved.popleft()
+            base = self._approved[0][2] if self._approved else synced
+            deleted = sum(n for _, n, _ in self._approved)
             problem = root_problem or mass_delete_problem(
-                len(self._pending), synced, self.max_fraction
+                len(self._pending), base, self.max_fraction, deleted
             )
             if problem:
                 if problem != self.refused:
@@ -93,6 +128,7 @@ class DeleteGate:
             self.refused = None
             batch = sorted(self._pending)
             self._pending.clear()
+            self._approved.append((now, len(batch), synced))
             return batch
 
     def note_deleted(self, file_id: str, now: float) -> None:
@@ -121,7 +157,7 @@ def delete_owed(
         existed = client.delete(file_id)
     except ApiError as exc:
         wait = retry_backoff(attempts + 1) * (10 if isinstance(exc, PermanentError) else 1)
-        journal.defer_tombstone(file_id, clock() + wait, str(exc))
+        journal.defer_tombstone(file_id, clock() + wait, logs.stored_text(str(exc)))
         log.warning("delete failed", file_id=file_id, error=str(exc), retry_in_s=wait)
         return False
     journal.drop_tombstone(file_id)

@@ -4,6 +4,10 @@ A path is handed out once it has been quiet for ``settle`` seconds (or ``settle_
 was first marked, so a file written forever still goes out when it pauses), never to two workers
 at once, and not before its retry time. A path marked while a worker holds it comes back after
 the worker is done. Coalescing by state, not by event, replaces every event-merging heuristic.
+
+Past ``max_size`` pending paths new marks are dropped and ``overflowed`` is set: only a full scan
+can find them again. That scan waits until the queue has drained to its low-water mark
+(:meth:`DirtyQueue.rescan_due`), or it would refill the queue, overflow again and rescan forever.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ class DirtyQueue:
         self._seq = itertools.count()
         self._stopped = False
         self.overflowed = False  # set when marks were dropped: the caller must rescan
+        self.first_dropped: str | None = None  # the first path dropped since clear_overflow()
 
     def mark(self, path: str, *, settle: bool = True) -> None:
         """Note that ``path`` may have changed (``settle=False``: no need to wait for quiet)."""
@@ -59,7 +64,8 @@ class DirtyQueue:
             entry = self._pending.get(path)
             if entry is None:
                 if len(self._pending) >= self.max_size:
-                    self.overflowed = True
+                    if not self.overflowed:
+                        self.overflowed, self.first_dropped = True, path
                     return
                 entry = self._pending[path] = _Entry(stamp, stamp)
                 self._push(path, entry)
@@ -69,6 +75,21 @@ class DirtyQueue:
                 if self._ready_at(entry) < before:
                     self._push(path, entry)  # settle=False: its heap key is now too late
             self._cond.notify()
+
+    @property
+    def low_water(self) -> int:
+        """After an overflow, the pending count at or below which a rescan is worth it."""
+        return self.max_size // 2
+
+    def rescan_due(self) -> bool:
+        """True when marks were dropped and the queue has drained to the low-water mark."""
+        with self._cond:
+            return self.overflowed and len(self._pending) <= self.low_water
+
+    def clear_overflow(self) -> None:
+        """A full scan starts now: marks dropped from here on ask for the next one."""
+        with self._cond:
+            self.overflowed, self.first_dropped = False, None
 
     def defer(self, path: str, at: float) -> None:
         """Look at ``path`` again at unix time ``at`` (a transient failure's backoff)."""

@@ -20,21 +20,36 @@ real files and then rename or delete within moments:
   or digit match. rsync misses this about (26/62)^6 = 0.5% of the time, with an all-lowercase
   suffix; such a file is uploaded and then deleted remotely once rsync renames it, which is
   harmless.
+- emacs auto-save files ``#name#``.
+- version-control metadata: ``.git/``, ``.hg/``, ``.svn/`` (a ``!.git/`` pattern brings it back).
+- SQLite's side files ``NAME-wal``, ``NAME-shm`` and ``NAME-journal``, but only while ``NAME``
+  itself sits beside them (a file merely named ``trip-journal`` is kept). A live database is
+  therefore mirrored as of its last checkpoint. No pattern can bring these back.
 - ``/.syncdignore`` itself: it configures this daemon and is not content for the workspace.
+
+``.syncdignore`` is written by anyone who can write in the folder, so it is read defensively:
+only a regular file (never through a symlink, never a FIFO), at most ``MAX_IGNORE_FILE`` bytes;
+a line that is not UTF-8 or not a valid pattern is skipped with a warning (``warnings``), never
+stopping the daemon. Bad patterns in the config itself are the admin's and are refused.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
+import structlog
 
+log = structlog.get_logger("syncd.ignore")
 IGNORE_FILE = ".syncdignore"
+MAX_IGNORE_FILE = 1024 * 1024
 VIM_PROBES = 10
+_SQLITE_SIDE = re.compile(r"(?s)(.+)-(?:wal|shm|journal)")
 
 _ALNUM = "[A-Za-z0-9]"
 _UPPER_OR_DIGIT = "[A-Z0-9]"
@@ -61,6 +76,10 @@ DEFAULT_IGNORES: tuple[str, ...] = (
     "*.part",
     "*.crdownload",
     ".goutputstream-*",
+    "\\#*#",
+    ".git/",
+    ".hg/",
+    ".svn/",
     *_rsync_patterns(),
     "/" + IGNORE_FILE,
 )
@@ -73,6 +92,8 @@ class IgnoreRules:
     spec: pathspec.GitIgnoreSpec
     excluded: frozenset[str]
     sources: tuple[str, ...]
+    root: Path | None = None  # where to look for a SQLite side file's database
+    warnings: tuple[str, ...] = ()  # lines of .syncdignore that were skipped, and why
     # Every pattern's regex in one: a path none of them matches is not ignored, decided in one
     # regex call instead of one per pattern (the scan asks this for every file in the tree).
     _any: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
@@ -92,7 +113,10 @@ class IgnoreRules:
         Raises ValueError naming the culprit for an unreadable ignore file or a bad pattern.
         """
         ignore_file = root / IGNORE_FILE
-        from_file = _read_ignore_file(ignore_file)
+        from_file, warnings = _read_ignore_file(ignore_file)
+        for warning in warnings:
+            log.warning("ignore file line skipped", reason=warning)
+        _compile([*DEFAULT_IGNORES, *patterns])  # the config's own bad patterns are refused
         lines = [*DEFAULT_IGNORES, *patterns, *from_file]
         inside = (_relative_inside(root, path) for path in exclude_paths)
         excluded = frozenset(rel for rel in inside if rel not in (None, "."))
@@ -104,7 +128,7 @@ class IgnoreRules:
             else f"{ignore_file} (absent or empty)",
             f"excluded paths ({len(excluded)})",
         )
-        return cls(_compile(lines), excluded, sources)
+        return cls(_compile(lines), excluded, sources, root, tuple(warnings))
 
     def ignored(self, rel_path: str, is_dir: bool = False) -> bool:
         """Whether the ``/``-separated ``rel_path`` (relative to the root) is left out of sync."""
@@ -112,11 +136,20 @@ class IgnoreRules:
             return False
         if self.excluded and self._is_excluded(rel_path):
             return True
+        if not is_dir and self._sqlite_side_file(rel_path):
+            return True
         # Directory-only patterns such as ``build/`` match a directory by its trailing slash.
         path = rel_path + "/" if is_dir else rel_path
         if self._any is not None and self._any.search(path) is None:
             return False
         return self.spec.match_file(path)
+
+    def _sqlite_side_file(self, rel_path: str) -> bool:
+        """``NAME-wal``/``-shm``/``-journal`` while ``NAME`` exists beside it."""
+        match = _SQLITE_SIDE.fullmatch(rel_path)
+        if match is None or self.root is None:
+            return False
+        return os.path.lexists(self.root / match.group(1))
 
     def _is_excluded(self, rel_path: str) -> bool:
         """Whether ``rel_path`` is an excluded path or lies below one."""
@@ -127,16 +160,60 @@ class IgnoreRules:
         return "; ".join(self.sources)
 
 
-def _read_ignore_file(path: Path) -> list[str]:
-    """The lines of the ignore file at ``path``; none if it does not exist."""
+def _read_ignore_file(path: Path) -> tuple[list[str], list[str]]:
+    """The usable patterns of the ignore file at ``path``, and why other lines were skipped.
+
+    Only a regular file is read, never through a symlink and never blocking on a FIFO.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read ignore file {path}: {exc}") from exc
+        return [], []
+    except OSError as exc:
+        return [], [f"{path} cannot be read ({exc.strerror}); it is not used"]
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return [], [f"{path} is not a regular file; it is not used"]
+        data = _read_at_most(fd, MAX_IGNORE_FILE + 1)
+    except OSError as exc:
+        return [], [f"{path} cannot be read ({exc.strerror}); it is not used"]
+    finally:
+        os.close(fd)
+    warnings = [f"{path} is over {MAX_IGNORE_FILE} bytes; the rest is not used"] if len(
+        data) > MAX_IGNORE_FILE else []
+    patterns: list[str] = []
+    for number, raw in enumerate(data[:MAX_IGNORE_FILE].splitlines(), 1):
+        problem, line = _pattern_line(raw)
+        if problem:
+            warnings.append(f"{path} line {number}: {problem}; line skipped")
+        elif line:
+            patterns.append(line)
+    return patterns, warnings
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := os.read(fd, limit - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _pattern_line(raw: bytes) -> tuple[str | None, str]:
+    """(why the line is unusable, or None; the pattern, or "" for blanks and comments)."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8", ""
     # Blank lines and comments compile to nothing; counting only real patterns helps the log.
-    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not line.strip() or line.startswith("#"):
+        return None, ""
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+    except ValueError as exc:
+        return f"bad pattern {line[:80]!r} ({exc})", ""
+    return None, line
 
 
 def _compile(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:

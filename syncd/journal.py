@@ -10,6 +10,10 @@ to lone surrogates that a TEXT column cannot hold, and BLOBs sort by memcmp, the
 scanner walks in. The database runs in WAL mode so ``syncd status`` can read while the daemon
 writes; one daemon per journal is enforced with ``flock`` on ``<journal>.lock``. Every public
 write is one transaction.
+
+The journal and its lock are private (0600) whatever the umask; SQLite gives its ``-wal`` and
+``-shm`` files the database's mode. A file at the journal's path that another program made (an
+SQLite database without syncd's tables) is refused before anything is written to it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import dataclasses
 import fcntl
 import os
 import sqlite3
+import stat
 import threading
 import time
 import urllib.parse
@@ -37,6 +42,11 @@ _LOCK_TRIES = 5
 _LOCK_RETRY_S = 0.02
 _REBUILD = "move it aside and run `syncd rebuild`"
 RENEW_FRACTION = 0.8  # an expiring copy is renewed once this share of its lifetime has passed
+PRIVATE = 0o600
+SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside the database
+LOCK_SUFFIX = ".lock"
+NOT_A_JOURNAL = "is not a syncd journal"
+_OWN_TABLES = frozenset({"meta", "files", "intents", "tombstones"})
 
 # Ordered: MIGRATIONS[n] takes a journal from user_version n to n + 1, in one transaction.
 MIGRATIONS: list[str] = [
@@ -195,7 +205,45 @@ def _tombstone(r: tuple[Any, ...]) -> Tombstone:
 
 
 def _lock_path(journal_path: Path) -> Path:
-    return journal_path.with_name(journal_path.name + ".lock")
+    return journal_path.with_name(journal_path.name + LOCK_SUFFIX)
+
+
+def _private(fd: int) -> None:
+    """Make an opened file 0600 (a file of another user is left as it is)."""
+    with contextlib.suppress(PermissionError):
+        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE:
+            os.fchmod(fd, PRIVATE)
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty journal file 0600 if there is none (SQLite would use the umask)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise JournalError(f"cannot create journal {path}: {exc.strerror or exc}") from exc
+    try:
+        _private(fd)
+    finally:
+        os.close(fd)
+
+
+def _tighten(path: Path) -> None:
+    """Make a journal an older syncd left readable by others, and its side files, 0600.
+
+    By path, never by opening them: closing any descriptor of a database file drops this
+    process's POSIX locks on it (SQLite's own among them), and another reader could then rebuild
+    the ``-shm`` under the daemon's mapping (SIGBUS). A side file is changed only if it is a
+    regular file, not a link planted beside the journal.
+    """
+    for name in (path, *(path.with_name(path.name + s) for s in SIDE_FILES)):
+        try:
+            info = os.stat(name) if name == path else os.lstat(name)
+            if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) != PRIVATE:
+                os.chmod(name, PRIVATE)
+        except OSError:
+            continue  # gone, or another user's: left as it is
 
 
 def _read_pid(fd: int) -> int:
@@ -232,7 +280,8 @@ def _take_lock(journal_path: Path) -> int:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         # CLOEXEC: a child process the daemon starts must not inherit (and outlive) the lock.
-        fd = os.open(_lock_path(journal_path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(_lock_path(journal_path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE)
+        _private(fd)
     except OSError as exc:
         raise JournalError(
             f"cannot write in journal directory {directory}: {exc.strerror or exc}; make it"
@@ -312,6 +361,7 @@ class Journal:
         try:
             if path.exists() and not os.access(path, os.W_OK):
                 raise JournalError(f"journal {path} is read-only; make it writable by this user")
+            _create_private(path)
             journal = cls(path, _connect(path, str(path), uri=False), lock_fd, readonly=False)
         except BaseException:
             _release_lock(lock_fd)
@@ -332,6 +382,7 @@ class Journal:
         uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
         journal = cls(path, _connect(path, uri, uri=True), None, readonly=True)
         try:
+            journal._check_ours()
             version = journal._version()
             _check_not_newer(path, version)
             if version < SCHEMA_VERSION:
@@ -366,6 +417,8 @@ class Journal:
         self.close()
 
     def _prepare(self, root: str, base_url: str, name_prefix: str) -> None:
+        self._check_ours()  # before the switch to WAL, which would already change the file
+        _tighten(self.path)
         with self._mutex:
             conn = self._live()
             try:
@@ -381,6 +434,29 @@ class Journal:
 
     def _version(self) -> int:
         return int(self._select("PRAGMA user_version")[0][0])
+
+    def _check_ours(self) -> None:
+        """Refuse an SQLite database that syncd did not make: it is never migrated or bound.
+
+        Ours: no tables yet (a new or empty file), or syncd's tables with a key/value ``meta``
+        that is empty (bound next) or names a root.
+        """
+        tables = {name for (name,) in self._select(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        version = self._version()
+        if not tables and version == 0:
+            return
+        if tables >= _OWN_TABLES and version > 0:
+            columns = [row[1] for row in self._select("PRAGMA table_info(meta)")]
+            if columns == ["key", "value"]:
+                keys = {key for (key,) in self._select("SELECT key FROM meta")}
+                if not keys or "root" in keys:
+                    return
+        raise JournalError(
+            f"journal {self.path} {NOT_A_JOURNAL}: it is an SQLite database with"
+            f" {len(tables)} table(s) another program made; point [state] journal at a new file"
+            " (syncd never adds its tables to another database)"
+        )
 
     def _migrate(self) -> None:
         version = self._version()

@@ -7,8 +7,13 @@ STOPPING=1 and a bounded drain on SIGTERM. It also rescans on its timer, reloads
 keeps the manifest current.
 
 Work that waits on the network at the pacer's rate (paying deletions, a reconcile of many pages)
-runs in a second thread, the janitor, so the loop keeps its beat; the loop stops pinging the
-watchdog if the janitor has not finished a turn for ``JANITOR_STALL`` seconds.
+runs in a second thread, the janitor, so the loop keeps its beat.
+
+Supervision: every long-lived thread ends each turn with a catch-all that logs and carries on
+(or stops the daemon for errors it cannot survive). Should one die anyway, or the janitor not
+finish a turn for ``JANITOR_STALL`` seconds, the loop stops pinging the watchdog (systemd restarts
+the service), names the thread in STATUS= and `syncd status`, and exits 1 when stopped. A dead
+watcher thread is restarted at once, then a rescan finds what it missed.
 """
 
 from __future__ import annotations
@@ -42,16 +47,40 @@ log = structlog.get_logger("syncd.loop")
 TICK = 0.5
 WATCHER_RETRY = 60.0
 JANITOR_STALL = 900.0  # longer than any single paced request with all its retries
+RECONCILE_RETRY = 60.0  # a failed reconcile is tried again this soon (or at its interval)
+FAILURE_LOG_INTERVAL = 60.0  # the same failure, turn after turn, is logged this often
+
+
+class FailureLog:
+    """Logs an unexpected failure with its traceback (never its frames' locals); the same one,
+    turn after turn, at most every ``FAILURE_LOG_INTERVAL`` seconds."""
+
+    def __init__(self, event: str) -> None:
+        self._event = event
+        self._last = ("", float("-inf"))  # (repr, when logged)
+
+    def failed(self, exc: Exception) -> None:
+        """Call from the ``except`` block that caught ``exc``."""
+        key, now = repr(exc), time.monotonic()
+        last, when = self._last
+        if key == last and now - when < FAILURE_LOG_INTERVAL:
+            return
+        self._last = (key, now)
+        log.exception(self._event, error=key)
 
 
 class Janitor:
     """A thread paying deletions and reconciling on a timer; its heartbeat shows it is alive."""
 
-    def __init__(self, daemon: Daemon, stop: threading.Event) -> None:
+    def __init__(
+        self, daemon: Daemon, stop: threading.Event, reconcile_soon: bool = False
+    ) -> None:
         self._daemon = daemon
         self._stop = stop
+        self._reconcile_soon = reconcile_soon  # the start-up reconcile failed: retry it soon
         self.heartbeat = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="syncd-janitor", daemon=True)
+        self._failures = FailureLog("janitor turn failed")
 
     def start(self) -> Janitor:
         """Start the thread."""
@@ -63,6 +92,10 @@ class Janitor:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def alive(self) -> bool:
+        """True while the thread runs (or has not been started yet)."""
+        return self._thread.ident is None or self._thread.is_alive()
+
     def healthy(self) -> bool:
         """True while the thread runs and finished a turn recently."""
         fresh = time.monotonic() - self.heartbeat < JANITOR_STALL
@@ -70,25 +103,37 @@ class Janitor:
 
     def _run(self) -> None:
         daemon = self._daemon
-        sync = daemon.settings.sync
-        next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
+        interval = daemon.settings.sync.reconcile_interval_seconds
+        first = min(interval, RECONCILE_RETRY) if self._reconcile_soon else interval
+        next_reconcile = time.monotonic() + first
         while not self._stop.wait(TICK) and daemon.fatal is None:
             self.heartbeat = time.monotonic()
-            if not daemon.working():
-                continue
-            try:
-                daemon.run_deletions(quiet=max(1.0, sync.settle_seconds))
-                daemon.renew()
-                if time.monotonic() >= next_reconcile:
-                    daemon.reconciler.run()
-                    next_reconcile = time.monotonic() + sync.reconcile_interval_seconds
-            except (AuthenticationFailed, JournalMismatchError) as exc:
-                daemon.on_fatal(exc)
-            except JournalError as exc:
-                daemon.on_journal_error(exc)
-            except SyncdError as exc:  # the service is unreachable, say: try again later
-                log.warning("janitor turn failed", error=str(exc))
+            if daemon.working():
+                next_reconcile = self._turn(next_reconcile)
             self.heartbeat = time.monotonic()
+
+    def _turn(self, next_reconcile: float) -> float:
+        """Pay deletions, renew, reconcile when due; return when the next reconcile is due."""
+        daemon = self._daemon
+        sync = daemon.settings.sync
+        try:
+            daemon.run_deletions(quiet=max(1.0, sync.settle_seconds))
+            daemon.renew()
+            if time.monotonic() >= next_reconcile:
+                # Should it fail, try again soon, not at every turn.
+                interval = sync.reconcile_interval_seconds
+                next_reconcile = time.monotonic() + min(interval, RECONCILE_RETRY)
+                daemon.reconciler.run()
+                next_reconcile = time.monotonic() + interval
+        except (AuthenticationFailed, JournalMismatchError) as exc:
+            daemon.on_fatal(exc)
+        except JournalError as exc:
+            daemon.on_journal_error(exc)
+        except SyncdError as exc:  # the service is unreachable, say: try again later
+            log.warning("janitor turn failed", error=str(exc))
+        except Exception as exc:  # a bug or a foreign error (OSError, httpx): log, carry on
+            self._failures.failed(exc)
+        return next_reconcile
 
 
 @dataclass
@@ -100,23 +145,45 @@ class Timers:
     first_pass: PassProgress | None = field(default=None)
     observer: BaseObserver | None = None
     watcher_retry: float = 0.0
+    failures: FailureLog = field(default_factory=lambda: FailureLog("loop turn failed"))
 
 
 def status_line(daemon: Daemon) -> str:
-    """One line for `systemctl status`: synced, pending, errors, last reconcile."""
-    counts = daemon.journal.counts()
+    """One line for `systemctl status`: synced, pending, errors, every pause and its reason,
+    last reconcile."""
+    try:
+        counts = daemon.journal.counts()
+        last = daemon.journal.get_meta("last_reconcile")
+    except JournalError:
+        return ", ".join(["journal not readable", *_pause_labels(daemon)])
     pending = sum(daemon.queue.depth()) + daemon.gate.pending() + counts.tombstones
     parts = [f"{counts.synced} synced", f"{pending} pending", f"{counts.errors} errors"]
     if counts.reuploads:
         parts.append(f"{counts.reuploads} renewing or re-uploading")
-    if daemon.ctx.quota.reason:
-        parts.append("UPLOADS PAUSED: storage quota full")
-    if daemon.gate.refused:
-        parts.append("DELETIONS REFUSED (see log)")
-    if daemon.reconciler.last_refusal():
-        parts.append("RECONCILE REFUSED: listing lacks our files (see log)")
-    last = daemon.journal.get_meta("last_reconcile")
+    parts += _pause_labels(daemon)
     return ", ".join(parts) + (f"; last reconcile {last}" if last else "")
+
+
+def _pause_labels(daemon: Daemon) -> list[str]:
+    """Each pause in capitals with its reason (the first clause of it: STATUS= is one line)."""
+    labels = []
+    if daemon.suspended:
+        labels.append(f"PAUSED: journal not writable ({daemon.suspended})")
+    if daemon.root_refused:
+        labels.append(f"PAUSED: {_clause(daemon.root_refused)}")
+    if daemon.ctx.quota.reason:
+        labels.append("UPLOADS PAUSED: storage quota full")
+    if daemon.gate.refused:
+        labels.append(f"DELETIONS REFUSED: {_clause(daemon.gate.refused)} (see log)")
+    if daemon.reconciler.last_refusal():
+        labels.append("RECONCILE REFUSED: listing lacks our files (see log)")
+    if daemon.threads_problem:
+        labels.append(f"STALLED: {_clause(daemon.threads_problem)}")
+    return labels
+
+
+def _clause(reason: str) -> str:
+    return reason.split(";", 1)[0].strip()
 
 
 def run_loop(
@@ -130,7 +197,8 @@ def run_loop(
     sync = daemon.settings.sync
     check_root(daemon.root)  # before any request: a missing root stops here
     notifier.status("starting: listing the workspace")
-    daemon.reconciler.run()
+    daemon.publish_pauses()  # the last run's pauses are history now
+    reconciled = _first_reconcile(daemon)
     scanned = _first_scan(daemon)
     pool = WorkerPool(
         daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal, daemon.on_journal_error,
@@ -140,7 +208,7 @@ def run_loop(
     now = time.monotonic()
     timers = Timers(scan=now + sync.rescan_interval_seconds, watcher_retry=now + WATCHER_RETRY)
     timers.observer = start_watcher(daemon.root, daemon.hints())
-    janitor = Janitor(daemon, stop).start()
+    janitor = Janitor(daemon, stop, reconcile_soon=not reconciled).start()
     if progress:
         timers.first_pass = daemon.progress(scanned).start()
     notifier.ready(status_line(daemon))
@@ -148,8 +216,7 @@ def run_loop(
         on_ready()
     try:
         while not stop.wait(TICK) and daemon.fatal is None:
-            if janitor.healthy():
-                notifier.ping()
+            _supervise(daemon, notifier, timers, janitor, pool)
             _tick(daemon, notifier, timers)
             _retry_watcher(daemon, timers)
     finally:
@@ -165,7 +232,28 @@ def run_loop(
         if drained:
             _write_manifest(daemon, timers, force=True)
         log.info("stopped", drained=drained)
-    return 0
+    return 1 if daemon.threads_problem else 0
+
+
+def _first_reconcile(daemon: Daemon) -> bool:
+    """The start-up reconcile; False if it failed in a way worth retrying from the janitor.
+
+    A rejected key or another workspace stops the daemon here (exit 2). A service that is down
+    or answers a listing that proves nothing (a short page, a garbled answer) does not: syncing
+    the folder needs no listing, and exiting would only make systemd restart into the same
+    answer. With another directory in the root's place nothing is touched at all.
+    """
+    if daemon.check_root_identity() is not None:
+        return True
+    try:
+        daemon.reconciler.run()
+    except (AuthenticationFailed, JournalError):
+        raise
+    except SyncdError as exc:
+        log.warning("start-up reconcile failed; syncing the folder and retrying it soon",
+                    error=str(exc))
+        return False
+    return True
 
 
 def _first_scan(daemon: Daemon) -> ScanResult:
@@ -177,6 +265,40 @@ def _first_scan(daemon: Daemon) -> ScanResult:
         log.error("scan refused", reason=str(exc))
         daemon.request_rescan("the start-up scan was refused")
         return ScanResult()
+
+
+def _supervise(
+    daemon: Daemon, notifier: Notifier, timers: Timers, janitor: Janitor, pool: WorkerPool
+) -> None:
+    """Restart a dead watcher; vouch for the process to the watchdog only while every other
+    long-lived thread lives (and the janitor turns), else say which one does not."""
+    _restart_dead_watcher(daemon, timers)
+    dead = pool.dead() + ([] if janitor.alive() else ["syncd-janitor"])
+    if dead:
+        problem: str | None = (
+            f"thread {', '.join(dead)} died (see log); the watchdog is no longer pinged:"
+            " restart syncd"
+        )
+    elif not janitor.healthy():
+        problem = f"the janitor has not finished a turn for {JANITOR_STALL:.0f} s (see log)"
+    else:
+        problem = None
+    daemon.note_threads(problem)
+    if problem is None:
+        notifier.ping()
+
+
+def _restart_dead_watcher(daemon: Daemon, timers: Timers) -> None:
+    """A watcher thread killed by an exception is started again; a rescan finds what it
+    missed meanwhile. (One that the kernel refuses is left to :func:`_retry_watcher`.)"""
+    observer = timers.observer
+    if observer is None or observer.is_alive():
+        return
+    log.error("watcher died; restarting", root=str(daemon.root))
+    stop_watcher(observer, timeout=1.0)  # stops its emitters: their inotify fds are released
+    timers.observer = start_watcher(daemon.root, daemon.hints())
+    timers.watcher_retry = time.monotonic() + WATCHER_RETRY
+    daemon.request_rescan("the watcher died and was restarted")
 
 
 def _retry_watcher(daemon: Daemon, timers: Timers) -> None:
@@ -192,21 +314,25 @@ def _retry_watcher(daemon: Daemon, timers: Timers) -> None:
 
 
 def _tick(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
-    """One turn of the loop: every job checks whether it is due."""
-    daemon.probe_journal()
-    if not daemon.working():
-        notifier.status(f"PAUSED: {daemon.suspended}")
-        return
+    """One turn of the loop: pauses are checked, every job checks whether it is due, and the
+    state is published (journal meta for `syncd status`, STATUS= for systemd)."""
     try:
-        _due_jobs(daemon, notifier, timers)
+        daemon.probe_journal()
+        if daemon.suspended is None:
+            daemon.check_root_identity()
+            daemon.publish_depth()  # before a rescan: it re-queues error paths for an instant
+        if daemon.working():
+            _due_jobs(daemon, timers)
     except JournalError as exc:
         daemon.on_journal_error(exc)
+    except Exception as exc:  # a bug or a foreign error (a manifest that cannot be written)
+        timers.failures.failed(exc)
+    notifier.status(status_line(daemon))
 
 
-def _due_jobs(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
+def _due_jobs(daemon: Daemon, timers: Timers) -> None:
     sync = daemon.settings.sync
     daemon.apply_pending_reload()
-    daemon.publish_depth()
     if daemon.wants_rescan() or time.monotonic() >= timers.scan:
         daemon.rescan()
         timers.scan = time.monotonic() + sync.rescan_interval_seconds
@@ -216,7 +342,6 @@ def _due_jobs(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
         timers.first_pass = None
     if settled:
         _write_manifest(daemon, timers)
-    notifier.status(status_line(daemon))
 
 
 def _write_manifest(daemon: Daemon, timers: Timers, force: bool = False) -> None:

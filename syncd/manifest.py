@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import stat
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,18 +50,47 @@ def manifest_data(journal: Journal, root: str, now: float | None = None) -> dict
     return {"version": 1, "root": root, "generated_at": generated, "files": files}
 
 
+def manifest_temp(path: Path) -> Path:
+    """The temp file the manifest is written through (a fixed name, so it can be ignored)."""
+    return path.with_name(f".{path.name}.tmp")
+
+
 def write_manifest(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically with ``data`` as JSON."""
+    """Replace ``path`` atomically with ``data`` as JSON.
+
+    The file is 0600 whatever the umask. To share it with a group, give the manifest that group
+    and mode 0640 once (``chgrp GROUP FILE; chmod 640 FILE``): each rewrite keeps the group and
+    its read bit, never more than 0640.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    mode, group = _kept_access(path)
+    tmp = manifest_temp(path)
+    tmp.unlink(missing_ok=True)  # a crash's leftover; O_EXCL below never reuses a planted file
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
+            if group is not None:
+                try:
+                    os.fchown(out.fileno(), -1, group)
+                except PermissionError:  # not a member of that group any more
+                    mode = 0o600
+            os.fchmod(out.fileno(), mode)
             # Non-UTF-8 names are kept as their escaped form rather than crashing the writer.
             json.dump(data, out, indent=1, ensure_ascii=True)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _kept_access(path: Path) -> tuple[int, int | None]:
+    """The mode (0600, or 0640 if the file has group read) and group a rewrite keeps."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return 0o600, None
+    if not stat.S_ISREG(info.st_mode) or not info.st_mode & stat.S_IRGRP:
+        return 0o600, None
+    return 0o640, info.st_gid

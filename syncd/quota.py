@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import structlog
 
+from syncd.logs import stored_text
+
 log = structlog.get_logger("syncd.quota")
 PROBE_INTERVAL = 300.0
 
@@ -47,7 +49,7 @@ class QuotaPause:
             if self.reason is None:
                 log.error("storage quota full: uploads paused, deletions continue",
                           error=message, probe_every_s=self._interval)
-            self.reason = f"storage quota full ({message})"
+            self.reason = f"storage quota full ({stored_text(message)})"
             self._probing = False
             self.next_probe = self._clock() + self._interval
             return self.next_probe

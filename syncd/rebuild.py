@@ -4,9 +4,11 @@ journal was lost or corrupted. Only list requests are sent: nothing is uploaded 
 A local file listed under its remote name with the same size is adopted, with the sha256 of the
 local file now: name and size are trusted (uploads cannot be downloaded), so a same-size edit made
 while the journal was missing goes unnoticed until the file next changes, when it is re-uploaded.
-Of several such copies the newest (``created_at``, then listing order) is adopted. Other copies,
-and files named like ours with no local file of that size, are reported and left alone: this
-journal did not create them, so syncd never deletes them (invariant 1).
+Such a match is adopted only when it is the single candidate: with several (a crash's duplicate,
+or another program's file under the same name in a shared workspace without a prefix) none can be
+told to be ours, so none is adopted, the path is uploaded fresh on the next sync and every such
+name is reported. Those copies, and files named like ours with no local file of that size, are
+left alone: this journal did not create them, so syncd never deletes them (invariant 1).
 """
 
 from __future__ import annotations
@@ -25,16 +27,16 @@ import structlog
 from syncd.client import LIST_LIMIT, FilesClient, RemoteFile
 from syncd.config import Settings
 from syncd.daemon import bind_workspace, make_client
-from syncd.errors import ConfigError, JournalError, JournalLockedError, LocalFileError
+from syncd.errors import JournalError, JournalLockedError, LocalFileError
 from syncd.ignore import IgnoreRules
-from syncd.journal import Journal, Synced, lock_holder
+from syncd.journal import NOT_A_JOURNAL, SIDE_FILES, Journal, Synced, lock_holder
+from syncd.localfs import hash_unchanged
 from syncd.localstat import LocalStat
 from syncd.names import decode_name, encode_name
-from syncd.scan import Unreadable, check_root, local_stat, walk
-from syncd.worker import hash_file
+from syncd.ownfiles import ASIDE, load_rules
+from syncd.scan import Unreadable, check_root, walk
 
 log = structlog.get_logger("syncd.rebuild")
-SIBLINGS = ("-wal", "-shm", "-journal")  # SQLite's files beside the database
 SHOW_IDS = 10
 NOTE = ("note: adoption trusts name and size: a same-size edit made while the journal was missing"
         " goes unnoticed until the file's content next changes, when it is re-uploaded. syncd"
@@ -51,7 +53,7 @@ class Summary:
     listed: int = 0
     adopted: int = 0
     to_upload: int = 0
-    duplicates: list[RemoteFile] = field(default_factory=list)
+    ambiguous: list[RemoteFile] = field(default_factory=list)  # same-size copies, none adopted
     unmatched: list[RemoteFile] = field(default_factory=list)
     foreign: int = 0
 
@@ -79,13 +81,7 @@ def rebuild(settings: Settings, force: bool, clock: Clock = time.time) -> Summar
 
 def _rules(settings: Settings, root: Path) -> IgnoreRules:
     """The daemon's ignore rules: config patterns, .syncdignore, its own journal and manifest."""
-    journal = settings.journal_path
-    own = [journal, *(journal.with_name(journal.name + s) for s in (*SIBLINGS, ".lock"))]
-    own += [settings.state.manifest] if settings.state.manifest else []
-    try:
-        return IgnoreRules.load(root, settings.sync.ignore, own)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    return load_rules(settings, root)
 
 
 def _set_aside(path: Path, settings: Settings, root: str, force: bool, clock: Clock) -> Path | None:
@@ -101,11 +97,13 @@ def _set_aside(path: Path, settings: Settings, root: str, force: bool, clock: Cl
         raise
     except JournalError as exc:
         problem = str(exc)
+    if NOT_A_JOURNAL in problem:  # another program's database: not ours to move, even forced
+        raise JournalError(problem)
     if not force and "corrupt" not in problem:  # healthy, or bound elsewhere, newer, read-only
         raise JournalError((problem or f"journal {path} exists and opens fine")
                            + "; `syncd rebuild --force` moves it aside and builds a new one")
     stamp = datetime.fromtimestamp(clock(), UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    target = path.with_name(f"{path.name}.broken-{stamp}")
+    target = path.with_name(f"{path.name}{ASIDE}{stamp}")
     _move_all(path, target)
     log.warning("journal moved aside", journal=str(path), moved_to=str(target), reason=problem)
     return target
@@ -114,7 +112,7 @@ def _set_aside(path: Path, settings: Settings, root: str, force: bool, clock: Cl
 def _move_all(path: Path, target: Path | None) -> None:
     """Rename the database and its siblings (siblings first) to ``target``, or delete them."""
     try:
-        for suffix in (*SIBLINGS, ""):
+        for suffix in (*SIDE_FILES, ""):
             src = path.with_name(path.name + suffix)
             if target is None:
                 src.unlink(missing_ok=True)
@@ -144,13 +142,12 @@ def _fill(journal: Journal, client: FilesClient, root: Path, rules: IgnoreRules,
         copies = by_name.pop(encode_name(rel, prefix), [])
         same = [f for f in copies if f.size_bytes == stat.size]
         s.unmatched += [f for f in copies if f.size_bytes != stat.size]
-        if not same:
+        if len(same) != 1:  # none, or no telling which is ours: upload fresh, touch none
             s.to_upload += 1
+            s.ambiguous += same
             continue
-        newest = max(same, key=lambda f: f.created_at)  # max keeps the first of equals
-        _adopt(journal, root, rel, stat, newest, follow, clock)
+        _adopt(journal, root, rel, stat, same[0], follow, clock)
         s.adopted += 1
-        s.duplicates += [f for f in same if f is not newest]
     leftover = [f for rest in by_name.values() for f in rest]
     ours = [f for f in leftover if decode_name(f.filename, prefix) is not None]
     s.unmatched, s.foreign = s.unmatched + ours, s.foreign + len(leftover) - len(ours)
@@ -162,10 +159,9 @@ def _adopt(journal: Journal, root: Path, rel: str, stat: LocalStat, remote: Remo
     """Record ``remote`` as the copy of ``rel``, with the sha256 of the local file now."""
     verified_at = clock()
     try:
-        sha = hash_file(root / rel)
-        if local_stat(root, rel, follow) != stat:
-            sha = ""  # changed while read: no content has this sha256, the next look uploads
-    except (OSError, LocalFileError):
+        # Changed before or while read (no content has that sha256) or gone: "" uploads next.
+        sha = hash_unchanged(root, rel, stat, follow) or ""
+    except LocalFileError:
         sha = ""
     journal.commit_upload(rel, Synced(
         file_id=remote.id, remote_name=remote.filename, sha256=sha, size=stat.size,
@@ -175,19 +171,28 @@ def _adopt(journal: Journal, root: Path, rel: str, stat: LocalStat, remote: Remo
 
 def run_rebuild(settings: Settings, force: bool, out: TextIO = sys.stdout) -> int:
     """``syncd rebuild``: rebuild, print one count per line (and the ids left alone); 0."""
-    s = rebuild(settings, force)
+    print_summary(rebuild(settings, force), out)
+    return 0
+
+
+def print_summary(s: Summary, out: TextIO) -> None:
+    """One count per line, with the ids left alone (every ambiguous name, none cut off)."""
     lines = [f"moved the old journal aside to {s.moved_to}"] if s.moved_to else []
     lines.append(f"rebuilt journal {s.journal} from {s.listed} listed files (no upload, no delete)")
-    for count, label, ids in (
-        (s.adopted, "adopted (same name and size)", []),
-        (s.to_upload, "to upload on the next sync", []),
-        (len(s.duplicates), "duplicates left alone", [f.id for f in s.duplicates]),
+    names: dict[str, list[str]] = {}
+    for f in s.ambiguous:
+        names.setdefault(f.filename, []).append(f.id)
+    for count, label, ids, cap in (
+        (s.adopted, "adopted (same name and size, the only candidate)", [], SHOW_IDS),
+        (s.to_upload, "to upload on the next sync", [], SHOW_IDS),
+        (len(names), "ambiguous names (several remote files of that name and size: none"
+         " adopted, all left alone, uploaded fresh on the next sync)",
+         [f"{name} ({', '.join(ids)})" for name, ids in names.items()], len(names)),
         (len(s.unmatched), "unmatched remote files left alone (named like ours, no local file"
-         " of that size)", [f"{f.id} ({f.filename})" for f in s.unmatched]),
-        (s.foreign, "foreign files left alone", []),
+         " of that size)", [f"{f.id} ({f.filename})" for f in s.unmatched], SHOW_IDS),
+        (s.foreign, "foreign files left alone", [], SHOW_IDS),
     ):
-        more = f" and {len(ids) - SHOW_IDS} more" if len(ids) > SHOW_IDS else ""
-        shown = f": {', '.join(ids[:SHOW_IDS])}{more}" if ids else ""
+        more = f" and {len(ids) - cap} more" if len(ids) > cap else ""
+        shown = f": {', '.join(ids[:cap])}{more}" if ids else ""
         lines.append(f"{count:>7} {label}{shown}")
     print("\n".join([*lines, NOTE]), file=out)
-    return 0

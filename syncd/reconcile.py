@@ -10,13 +10,18 @@ upload committed while paging is never mistaken for an orphan):
   (make before break). If more than ``max_missing_fraction`` of the synced files are missing
   without having expired, the listing is not believed: nothing is done, and status says why;
 - a listed file that the journal does not track but that matches an upload intent (same remote
-  name, same size, created after the intent started) is ours: the newest is adopted when the
+  name, same size, created after the intent started, give or take ``CLOCK_SKEW`` and however
+  far the service's clock is learnt to lag ours) is ours: the newest is adopted when the
   local file is still exactly what was being uploaded, every other match is deleted;
 - everything else (session outputs included) is foreign: counted, never touched (invariant 1).
+
+A listing that never ends (a server handing out fresh cursors forever) is cut off at 10 times
+the pages of the last complete listing plus 100, and fails like any incomplete listing.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,16 +30,22 @@ from typing import NamedTuple
 
 import structlog
 
-from syncd.client import FilesClient, RemoteFile
+from syncd.client import LIST_LIMIT, FilesClient, RemoteFile
 from syncd.deletes import DeleteGate, delete_owed, guard_problem
 from syncd.dirtyqueue import DirtyQueue
+from syncd.errors import LocalFileError
 from syncd.journal import FileRow, Intent, Journal, Synced
+from syncd.localfs import hash_unchanged
 from syncd.manifest import rfc3339
-from syncd.scan import local_stat
-from syncd.worker import SyncContext, hash_file
+from syncd.worker import SyncContext
 
 log = structlog.get_logger("syncd.reconcile")
 CLOCK_SKEW = 60.0  # seconds our clock may run ahead of the service's created_at
+# A learnt skew widens the window by at most this: a service claiming a date years back must not
+# make every same-named, same-sized foreign file match an intent.
+MAX_SKEW = 3600.0
+PAGES_META = "listing_pages"  # pages of the last complete listing
+PAGE_CAP_FACTOR, PAGE_CAP_MARGIN = 10, 100
 REUPLOAD_OVERRIDE = "`syncd sync --allow-mass-reupload`"
 
 
@@ -85,8 +96,13 @@ def plan(
     held: frozenset[str] = frozenset(),
     recently_deleted: frozenset[str] = frozenset(),
     max_missing_fraction: float = 1.0,
+    clock_skew: float = 0.0,
 ) -> Plan:
-    """Compare a complete listing with the journal snapshot; pure."""
+    """Compare a complete listing with the journal snapshot; pure.
+
+    ``clock_skew``: seconds the service's clock runs ahead of ours (negative: behind), as the
+    client learnt it; a service behind us stamps our lost uploads earlier than their intents.
+    """
     by_id = {f.id: f for f in listing}
     missing = _missing(by_id, snap, listed_since, held)
     ours = sum(1 for f in by_id if f in snap.synced or f in snap.tombstoned)
@@ -103,7 +119,8 @@ def plan(
     )
     if refused:
         return Plan(foreign=len(others), ours=ours, refused=refused)
-    adopt, orphans, spent = _match_intents(unknown, snap, listed_since, held)
+    slack = CLOCK_SKEW + min(max(0.0, -clock_skew), MAX_SKEW)
+    adopt, orphans, spent = _match_intents(unknown, snap, listed_since, held, slack)
     matched = {f.id for _, f in adopt} | {f.id for _, f in orphans}
     return Plan(
         missing=missing,
@@ -134,7 +151,8 @@ def _missing(
 
 
 def _match_intents(
-    unknown: list[RemoteFile], snap: Snapshot, listed_since: float, held: frozenset[str]
+    unknown: list[RemoteFile], snap: Snapshot, listed_since: float, held: frozenset[str],
+    slack: float,
 ) -> tuple[list[tuple[Intent, RemoteFile]], list[tuple[Intent, RemoteFile]], list[Intent]]:
     """Pair lost uploads with their intents, per path: adopt at most one, delete the rest."""
     adopt: list[tuple[Intent, RemoteFile]] = []
@@ -151,7 +169,7 @@ def _match_intents(
         # copy adopted is checked against the version that was actually sent.
         for intent in sorted(intents, key=lambda i: i.started_at, reverse=True):
             for f in unknown:
-                if f.id not in taken and _matches(intent, f):
+                if f.id not in taken and _matches(intent, f, slack):
                     taken.add(f.id)
                     matches.append((intent, f))
         spent.extend(intents)
@@ -167,12 +185,13 @@ def _match_intents(
     return adopt, orphans, spent
 
 
-def _matches(intent: Intent, remote: RemoteFile) -> bool:
+def _matches(intent: Intent, remote: RemoteFile, slack: float) -> bool:
+    """Same name, same size, created after the intent started (``slack`` seconds of doubt)."""
     created = remote.created_at.timestamp()
     return (
         remote.filename == intent.remote_name
         and remote.size_bytes == intent.size
-        and created >= intent.started_at - CLOCK_SKEW
+        and created >= intent.started_at - slack
     )
 
 
@@ -203,12 +222,14 @@ class Reconciler:
         planned: the journal and the workspace are left exactly as they were.
         """
         ctx = self.ctx
+        remote = client or ctx.client
         started = ctx.clock()
         t0 = time.monotonic()
-        listing = list((client or ctx.client).iter_files())
+        listing = self._list(remote)
         snap = snapshot(ctx.journal)
         recent = frozenset(self.gate.recently_deleted())
-        result = plan(listing, snap, started, ctx.queue.held(), recent, self.max_missing_fraction)
+        result = plan(listing, snap, started, ctx.queue.held(), recent, self.max_missing_fraction,
+                      remote.clock_skew())
         if result.refused:
             log.error("reconcile refused", reason=result.refused)
         else:
@@ -225,6 +246,20 @@ class Reconciler:
             duration_ms=round((time.monotonic() - t0) * 1000, 1),
         )
         return result
+
+    def _list(self, client: FilesClient) -> list[RemoteFile]:
+        """The whole listing, at most 10 x the pages of the last complete one + 100 pages."""
+        journal = self.ctx.journal
+        known = journal.get_meta(PAGES_META) or ""
+        estimate = math.ceil(journal.counts().synced / LIST_LIMIT)  # no listing yet: the journal
+        last = max(int(known) if known.isdigit() else 0, estimate)
+        pages = [0]
+        listing = list(client.iter_files(
+            max_pages=PAGE_CAP_FACTOR * last + PAGE_CAP_MARGIN,
+            on_page=lambda n: pages.__setitem__(0, n),
+        ))
+        journal.set_meta(PAGES_META, str(pages[0]))
+        return listing
 
     def _apply(self, result: Plan) -> None:
         ctx = self.ctx
@@ -245,16 +280,18 @@ class Reconciler:
     def _adopt(self, intent: Intent, remote: RemoteFile) -> None:
         """Take a lost upload as the path's copy if the local file is still what was sent."""
         ctx = self.ctx
-        now_stat = local_stat(ctx.root, intent.path, ctx.follow_symlinks)
-        if now_stat is None or now_stat != intent.stat:
+        try:
+            sha = hash_unchanged(ctx.root, intent.path, intent.stat, ctx.follow_symlinks)
+        except LocalFileError:
+            sha = None  # unreadable now: nothing proves it is what was sent
+        if sha is None:  # changed (before or while hashed) or gone: the copy is an orphan
             ctx.journal.add_tombstone(remote.id, remote.filename, intent.path, "orphan")
             delete_owed(ctx.client, ctx.journal, remote.id, ctx.clock, self.gate)
             ctx.queue.mark(intent.path, settle=False)
             return
-        sha = hash_file(ctx.root / intent.path)
         synced = Synced(
-            file_id=remote.id, remote_name=remote.filename, sha256=sha, size=now_stat.size,
-            mtime_ns=now_stat.mtime_ns, ino=now_stat.ino, mime_type=remote.mime_type,
+            file_id=remote.id, remote_name=remote.filename, sha256=sha, size=intent.size,
+            mtime_ns=intent.mtime_ns, ino=intent.ino, mime_type=remote.mime_type,
             synced_at=ctx.clock(),
         )
         row = ctx.journal.get(intent.path)

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import unicodedata
+from pathlib import Path
 from typing import Any
 
 from syncd.blocks import block_type, content_block, mount_name_problem, resource
@@ -45,7 +46,10 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "workspace_id": journal.get_meta("workspace_id") or None,
             "reuploading": counts.reuploads,
             "next_renewal": _time_or_none(journal.next_renewal()),
-            "paused": _pauses(journal),
+            "paused": _pauses(journal) + _journal_pauses(path),
+            "unreadable": _unreadable(journal),
+            "ignore_warnings": [w for w in (journal.get_meta("ignore_warnings") or "").split("\n")
+                                if w],
         }
 
 
@@ -53,21 +57,54 @@ def _time_or_none(ts: float | None) -> str | None:
     return None if ts is None else rfc3339(ts)
 
 
+# Every pause the daemon publishes (Daemon.publish_pauses, the reconciler), in display order.
+PAUSE_KEYS = (
+    "root_refused", "uploads_paused", "deletions_refused", "reconcile_refused", "threads_dead",
+)
+
+
 def _pauses(journal: Journal) -> list[str]:
     """Everything that keeps the daemon from converging, as the daemon last published it."""
-    found = [
-        journal.get_meta("uploads_paused"),
-        journal.get_meta("reconcile_refused"),
-    ]
+    found = [journal.get_meta(key) for key in PAUSE_KEYS]
     return [p for p in found if p]
 
 
+def _journal_pauses(path: Path) -> list[str]:
+    """A journal the daemon cannot write cannot carry that news: status looks for itself.
+
+    The daemon pauses (and says so in STATUS=) on any failed write; what another process can
+    see is the usual cause: a read-only filesystem or a full disk. (Whether the daemon's user
+    may write the file is not this user's to judge.)
+    """
+    try:
+        fs = os.statvfs(path.parent)
+    except OSError:
+        return []
+    if fs.f_flag & os.ST_RDONLY:
+        reason = "its filesystem is read-only"
+    elif fs.f_bavail == 0:
+        reason = "its disk is full"
+    else:
+        return []
+    return [f"journal not writable ({reason}): syncd records nothing, so it syncs nothing,"
+            " until it can write again"]
+
+
+def _unreadable(journal: Journal) -> list[dict[str, str]]:
+    """The folders the last scan could not read, with why."""
+    raw = journal.get_meta("unreadable")
+    found = json.loads(raw) if raw else {}
+    return [{"path": path, "reason": reason} for path, reason in sorted(found.items())]
+
+
 def print_status(settings: Settings, as_json: bool = False) -> int:
-    """Print the status; 0, or 1 when paths are in error."""
+    """Print the status; 0, or 1 when paths are in error, a pause holds or a folder could not
+    be read."""
     data = status_data(settings)
+    failing = bool(data["errors"] or data["paused"] or data["unreadable"])
     if as_json:
         print(json.dumps(data, indent=2))
-        return 1 if data["errors"] or data["paused"] else 0
+        return 1 if failing else 0
     pid = data["daemon_pid"]
     foreign = data["foreign_files"]
     lines = [
@@ -88,6 +125,10 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
     if data["next_renewal"]:
         lines.append(("next renewal", data["next_renewal"]))
     lines += [("PAUSED", reason) for reason in data["paused"]]
+    if data["unreadable"]:
+        lines.append(("unreadable", f"{len(data['unreadable'])} folder(s) not read by the last"
+                      " scan (see `syncd errors`)"))
+    lines += [("ignore file", warning) for warning in data["ignore_warnings"]]
     for key, value in lines:
         print(f"{key:<15} {value}")
     if data["errors"]:
@@ -96,7 +137,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
             for row in journal.errors()[:10]:
                 if row.failure is not None and row.failure.kind == "permanent":
                     print(f"  {row.path}: {row.failure.message}")
-    return 1 if data["errors"] or data["paused"] else 0
+    return 1 if failing else 0
 
 
 def _size(n: int) -> str:
@@ -205,10 +246,14 @@ def _escape_other(ch: str) -> str:
 
 
 def print_errors(settings: Settings) -> int:
-    """Print the paths in error state; 1 if there are any."""
+    """Print the paths in error state and the folders the last scan could not read; 1 if
+    there are any."""
     with Journal.open_readonly(settings.journal_path) as journal:
         rows = journal.errors()
+        unreadable = _unreadable(journal)
     for row in rows:
         assert row.failure is not None
         print(f"{row.failure.kind:<9}  {row.path}: {row.failure.message}")
-    return 1 if rows else 0
+    for folder in unreadable:
+        print(f"{'unreadable':<9}  {escape_path(folder['path'])}/: {folder['reason']}")
+    return 1 if rows or unreadable else 0

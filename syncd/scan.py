@@ -16,13 +16,15 @@ from pathlib import Path
 import structlog
 
 from syncd.decide import is_racy
-from syncd.errors import LocalFileError, SafetyStop
+from syncd.errors import SafetyStop
 from syncd.ignore import IgnoreRules
 from syncd.journal import FileRow
+from syncd.localfs import stat_under
 from syncd.localstat import LocalStat
 
 log = structlog.get_logger("syncd.scan")
 Skip = Callable[[str, str], None]
+_Entry = tuple[str, str, os.stat_result | None]  # relative path, kind, stat
 
 
 @dataclass(frozen=True)
@@ -59,28 +61,13 @@ def check_root(root: Path) -> os.stat_result:
 def local_stat(root: Path, rel: str, follow_symlinks: bool) -> LocalStat | None:
     """The stat of an eligible regular file at ``rel``, or None if there is none to sync.
 
-    Raises LocalFileError when the answer is unknown (permission denied): never a deletion.
+    Reached as :mod:`syncd.localfs` reads: from root's fd, never through a symlinked directory
+    (walk never enters one: neither may a marked path). A decision to READ is re-checked on the
+    opened fd. Raises LocalFileError when the answer is unknown (permission denied): never a
+    deletion.
     """
-    path = root / rel
-    try:
-        info = os.lstat(path)
-        if st.S_ISLNK(info.st_mode):
-            if not follow_symlinks or not _inside(root, path):
-                return None
-            info = os.stat(path)
-        if "/" in rel and _through_link(root, rel):
-            return None  # walk never enters a linked directory: neither may a marked path
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        raise LocalFileError(f"cannot stat {rel}: {exc.strerror}") from None
-    return LocalStat.from_stat(info) if st.S_ISREG(info.st_mode) else None
-
-
-def _through_link(root: Path, rel: str) -> bool:
-    """True when a directory on the way from ``root`` to ``rel`` is a symlink."""
-    parent = os.path.dirname(rel)
-    return os.path.realpath(root / parent) != os.path.join(os.path.realpath(root), parent)
+    info = stat_under(root, rel, follow_symlinks)
+    return None if info is None else LocalStat.from_stat(info)
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -94,45 +81,65 @@ def _inside(root: Path, path: Path) -> bool:
 def walk(
     root: Path, rules: IgnoreRules, follow_symlinks: bool, skip: Skip
 ) -> Iterator[tuple[str, LocalStat] | Unreadable]:
-    """Eligible files under ``root`` as (relative path, stat), in byte order of the path."""
-    seen_dirs: set[tuple[int, int]] = set()
-    yield from _walk_dir(root, "", rules, follow_symlinks, skip, seen_dirs)
+    """Eligible files under ``root`` as (relative path, stat), in byte order of the path.
 
-
-def _walk_dir(
-    root: Path,
-    prefix: str,
-    rules: IgnoreRules,
-    follow: bool,
-    skip: Skip,
-    seen: set[tuple[int, int]],
-) -> Iterator[tuple[str, LocalStat] | Unreadable]:
-    try:
-        with os.scandir(root / prefix if prefix else root) as it:
-            entries = [(e.name, _kind(root, prefix, e, follow)) for e in it]
-    except OSError as exc:
-        skip(prefix or ".", f"directory not readable ({exc.strerror})")
-        yield Unreadable(prefix)
+    Iterative (a stack of directory listings, one per level), so no depth of tree can raise
+    RecursionError.
+    """
+    seen: set[tuple[int, int]] = set()
+    stack: list[Iterator[_Entry]] = []
+    listing = _list_dir(root, "", follow_symlinks, skip)
+    if isinstance(listing, Unreadable):
+        yield listing
         return
-    # Sorting "name/" for directories gives the byte order of full paths across levels.
-    entries.sort(key=lambda item: os.fsencode(item[0] + ("/" if item[1][0] == "dir" else "")))
-    for name, (kind, info) in entries:
-        rel = f"{prefix}/{name}" if prefix else name
+    stack.append(listing)
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        rel, kind, info = entry
         if rules.ignored(rel, is_dir=kind == "dir"):
             continue
         if kind == "file" and info is not None:
             yield rel, LocalStat.from_stat(info)
         elif kind == "dir" and info is not None and (info.st_dev, info.st_ino) not in seen:
             seen.add((info.st_dev, info.st_ino))
-            yield from _walk_dir(root, rel, rules, follow, skip, seen)
+            listing = _list_dir(root, rel, follow_symlinks, skip)
+            if isinstance(listing, Unreadable):
+                yield listing
+            else:
+                stack.append(listing)
         elif kind == "special":
             skip(rel, "not a regular file (FIFO, socket or device)")
+
+
+def _list_dir(
+    root: Path, prefix: str, follow: bool, skip: Skip
+) -> Iterator[_Entry] | Unreadable:
+    """The entries of one directory as (relative path, kind, stat), in byte order of the path."""
+    try:
+        with os.scandir(root / prefix if prefix else root) as it:
+            entries = [(e.name, *_kind(root, prefix, e, follow)) for e in it]
+    except OSError as exc:
+        skip(prefix or ".", f"directory not readable ({exc.strerror})")
+        return Unreadable(prefix)
+    denied = sum(1 for entry in entries if entry[1] == "denied")
+    if denied:  # r without x: the names show, their stat does not
+        skip(prefix or ".", f"{denied} of {len(entries)} entries cannot be looked at (permission"
+             " denied: does the directory lack search (x) permission?)")
+        if denied == len(entries):
+            return Unreadable(prefix)
+    # Sorting "name/" for directories gives the byte order of full paths across levels.
+    entries.sort(key=lambda item: os.fsencode(item[0] + ("/" if item[1] == "dir" else "")))
+    return ((f"{prefix}/{name}" if prefix else name, kind, info) for name, kind, info in entries)
 
 
 def _kind(
     root: Path, prefix: str, entry: os.DirEntry[str], follow: bool
 ) -> tuple[str, os.stat_result | None]:
-    """Classify a directory entry: file, dir, special, or other (skipped silently)."""
+    """Classify a directory entry: file, dir, special, denied (reported), or other (skipped
+    silently)."""
     try:
         info = entry.stat(follow_symlinks=False)
         if st.S_ISLNK(info.st_mode):
@@ -143,6 +150,8 @@ def _kind(
                 # Links to files only: a directory inside root is walked under its real path;
                 # following the link too would list it twice, or hide the real one (`seen`).
                 return "other", None
+    except PermissionError:
+        return "denied", None
     except OSError:
         return "other", None
     if st.S_ISREG(info.st_mode):

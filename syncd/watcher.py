@@ -17,6 +17,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
+from syncd.openwrites import OpenWrites
+
 log = structlog.get_logger("syncd.watcher")
 # A directory's "modified" only says its entries changed; the entries' own events say which.
 IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
@@ -41,10 +43,12 @@ class Hints:
         mark: Callable[[str], None],
         mark_under: Callable[[str], None],
         rescan: Callable[[str], None],
+        writes: OpenWrites | None = None,
     ) -> None:
         self.mark = mark  # a file path relative to root
         self.mark_under = mark_under  # a directory: every journal row below it
         self.rescan = rescan  # something suspicious happened: reason
+        self.writes = writes  # files open for writing: held until closed
 
 
 class _Handler(FileSystemEventHandler):
@@ -73,9 +77,20 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory:
             self._directory(event.event_type, src, dest)
             return
+        self._track_writes(event.event_type, src)
         for rel in (src, dest):
             if rel:
                 self._hints.mark(rel)
+
+    def _track_writes(self, kind: str, src: str | None) -> None:
+        """Writes open a hold on the file; a close after writing (or its end) releases it."""
+        writes = self._hints.writes
+        if writes is None or not src:
+            return
+        if kind in ("modified", "created"):
+            writes.written(src)
+        elif kind in ("closed", "deleted", "moved"):  # closed after writing, or gone
+            writes.closed(src)
 
     def _directory(self, kind: str, src: str | None, dest: str | None) -> None:
         if src and kind in ("deleted", "moved"):
@@ -113,6 +128,10 @@ def start_watcher(root: Path, hints: Hints) -> BaseObserver | None:
 
 def stop_watcher(observer: BaseObserver | None, timeout: float = 5.0) -> None:
     """Stop the observer thread (bounded)."""
-    if observer is not None:
+    if observer is None:
+        return
+    try:
         observer.stop()
-        observer.join(timeout=timeout)
+    except Exception as exc:  # watchdog's emitter can trip over a path exchanged under it
+        log.warning("watcher did not stop cleanly", error=repr(exc))
+    observer.join(timeout=timeout)

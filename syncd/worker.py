@@ -10,7 +10,6 @@ refuses mass deletes.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from syncd import logs
 from syncd.client import FilesClient
 from syncd.contenttype import HEAD_BYTES, content_type
 from syncd.decide import Action, decide, decide_after_hash, retry_backoff
@@ -38,15 +38,16 @@ from syncd.errors import (
 )
 from syncd.ignore import IgnoreRules
 from syncd.journal import Failure, FileRow, Journal, Synced
+from syncd.localfs import hash_unchanged, opener, read_head
 from syncd.localstat import LocalStat
 from syncd.metrics import Metrics
 from syncd.names import encode_name
+from syncd.openwrites import OpenWrites
 from syncd.quota import QuotaPause
 from syncd.scan import local_stat
 from syncd.throttle import WarnOnce
 
 log = structlog.get_logger("syncd.worker")
-CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -65,6 +66,7 @@ class SyncContext:
     warn: WarnOnce | None = None
     metrics: Metrics = field(default_factory=Metrics)
     quota: QuotaPause = field(default_factory=QuotaPause)
+    writes: OpenWrites | None = None  # files the watcher saw opened for writing
 
 
 class Syncer:
@@ -77,6 +79,10 @@ class Syncer:
     def process(self, path: str) -> None:
         """Bring the remote copy of ``path`` in line with the local file."""
         ctx = self.ctx
+        hold = ctx.writes.hold_until(path) if ctx.writes else None
+        if hold is not None:  # still open for writing (a stalled download): not yet
+            ctx.queue.defer(path, hold)
+            return
         try:
             local = None if ctx.rules.ignored(path) else local_stat(ctx.root, path,
                                                                    ctx.follow_symlinks)
@@ -100,10 +106,13 @@ class Syncer:
 
     def _verify(self, path: str, local: LocalStat, row: FileRow) -> Action:
         """Hash a file whose stat moved but size did not: a touch costs no request."""
+        ctx = self.ctx
         try:
-            sha = hash_file(self.ctx.root / path)
-        except OSError:
-            return Action.UPLOAD  # let the upload report the problem precisely
+            sha = hash_unchanged(ctx.root, path, local, ctx.follow_symlinks)
+        except LocalFileError:
+            sha = None
+        if sha is None:  # changed since the look, gone or unreadable: the upload finds out which
+            return Action.UPLOAD
         action = decide_after_hash(sha, row)
         if action is Action.NOTHING:
             self.ctx.journal.update_stat(path, local, self.ctx.clock())
@@ -128,7 +137,9 @@ class Syncer:
         intent = ctx.journal.add_intent(path, remote_name, local, ctx.clock())
         started = time.monotonic()
         try:
-            result = ctx.client.upload(ctx.root / path, remote_name, mime, expected=local)
+            result = ctx.client.upload(
+                opener(ctx.root, path, ctx.follow_symlinks), remote_name, mime, expected=local
+            )
         except QuotaExceeded as exc:  # the organization's storage, not this file
             if not exc.maybe_stored:
                 ctx.journal.drop_intent(intent.id)
@@ -206,8 +217,9 @@ class Syncer:
         now = ctx.clock()
         next_attempt = now + retry_backoff(attempts) if transient else 0.0
         kind = "transient" if transient else "permanent"
+        # Server text is cleaned before the journal keeps it (and `syncd errors` prints it).
         ctx.journal.record_failure(
-            path, Failure(kind, str(exc), attempts, next_attempt, local)
+            path, Failure(kind, logs.stored_text(str(exc)), attempts, next_attempt, local)
         )
         ctx.metrics.error(kind)
         if transient:
@@ -216,21 +228,9 @@ class Syncer:
                        retry_in_s=round(next_attempt - now, 1) if transient else None)
 
     def _content_type(self, path: str) -> str:
-        try:
-            with open(self.ctx.root / path, "rb") as fh:
-                head = fh.read(HEAD_BYTES)
-        except OSError:
-            head = b""
-        return content_type(path, head)
-
-
-def hash_file(path: Path) -> str:
-    """The sha256 of a file's content, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        """The type to send, sniffed (if the name does not tell) from the file under root."""
+        ctx = self.ctx
+        return content_type(path, read_head(ctx.root, path, ctx.follow_symlinks, HEAD_BYTES))
 
 
 class WorkerPool:
@@ -272,38 +272,56 @@ class WorkerPool:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
 
+    def alive(self) -> bool:
+        """True while every thread runs (a dead worker is a bug: the daemon must say so)."""
+        return not self.dead()
+
+    def dead(self) -> list[str]:
+        """The names of threads that have ended although the pool was not stopped."""
+        if self._stop.is_set():
+            return []
+        return [t.name for t in self._threads if t.ident is not None and not t.is_alive()]
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self._may_work():
-                self._stop.wait(0.5)  # the journal cannot be written: take no work
-                continue
-            path = self._queue.get(timeout=0.5)
-            if path is None:
-                continue
-            if self._stop.is_set():  # shutting down: leave it for the next run
-                self._queue.done(path)
-                self._queue.mark(path, settle=False)
-                break
-            with self._lock:
-                self.busy += 1
             try:
-                self._syncer.process(path)
-            except JournalMismatchError as exc:  # another workspace: stop before acting
-                self._queue.defer(path, time.time() + 1)
-                self._on_fatal(exc)
-            except JournalError as exc:
-                self._queue.defer(path, time.time() + 1)  # lose nothing: look again later
-                self._on_journal_error(exc)
-            except AuthenticationFailed as exc:
-                self._queue.defer(path, time.time() + 1)
-                self._on_fatal(exc)
-            except (PermanentError, TransientError) as exc:
-                log.warning("action failed", path=path, error=str(exc))
-                self._queue.defer(path, time.time() + 30)
-            except Exception as exc:  # a bug must not kill the worker or lose the path
-                log.exception("unexpected error", path=path, error=repr(exc))
-                self._queue.defer(path, time.time() + 60)
-            finally:
-                with self._lock:
-                    self.busy -= 1
-                self._queue.done(path)
+                self._turn()
+            except Exception as exc:  # a bug outside a path: log it, breathe, carry on
+                log.exception("worker turn failed", error=repr(exc))
+                self._stop.wait(1.0)
+
+    def _turn(self) -> None:
+        """Take one path (if work is allowed and one is ready) and process it."""
+        if not self._may_work():
+            self._stop.wait(0.5)  # paused (journal not writable, root refused): take no work
+            return
+        path = self._queue.get(timeout=0.5)
+        if path is None:
+            return
+        if self._stop.is_set() or not self._may_work():  # leave it for later (or the next run)
+            self._queue.done(path)
+            self._queue.mark(path, settle=False)
+            return
+        with self._lock:
+            self.busy += 1
+        try:
+            self._syncer.process(path)
+        except JournalMismatchError as exc:  # another workspace: stop before acting
+            self._queue.defer(path, time.time() + 1)
+            self._on_fatal(exc)
+        except JournalError as exc:
+            self._queue.defer(path, time.time() + 1)  # lose nothing: look again later
+            self._on_journal_error(exc)
+        except AuthenticationFailed as exc:
+            self._queue.defer(path, time.time() + 1)
+            self._on_fatal(exc)
+        except (PermanentError, TransientError) as exc:
+            log.warning("action failed", path=path, error=str(exc))
+            self._queue.defer(path, time.time() + 30)
+        except Exception as exc:  # a bug must not kill the worker or lose the path
+            log.exception("unexpected error", path=path, error=repr(exc))
+            self._queue.defer(path, time.time() + 60)
+        finally:
+            with self._lock:
+                self.busy -= 1
+            self._queue.done(path)

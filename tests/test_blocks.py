@@ -232,12 +232,15 @@ def test_bad_mount_name_is_one_line_exit_2(
     assert err.startswith("syncd: --mount-name ")
 
 
-def test_root_named_slash_needs_a_mount_name(
+def test_root_whose_name_cannot_be_a_mount_name_needs_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A root whose name cannot be a mount name ('/') asks for --mount-name: exit 2, one line."""
+    """A root named with a control character asks for --mount-name: exit 2, one line."""
     listed = make_journal(tmp_path, FILES[:1])
-    listed.config.write_text(f'root = "/"\n[state]\njournal = "{listed.journal}"\n')
+    odd = tmp_path / "odd\tname"
+    odd.mkdir()
+    listed.config.write_text(f'root = "{odd}"\n[state]\njournal = "{listed.journal}"\n'
+                             .replace("\t", "\\t"))
     code = ls(listed, "--format", "resources")
     err = capsys.readouterr().err
     assert (2, 1) == (code, len(err.strip().splitlines()))

@@ -154,7 +154,7 @@ def test_api_key_from_environment_first(tmp_path: Path, monkeypatch: pytest.Monk
     """ANTHROPIC_API_KEY wins over the key file and the credential."""
     key_file = tmp_path / "key"
     key_file.write_text("from-file\n")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", f" {KEY}\n")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", f"{KEY}\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     expected = (KEY, "environment variable ANTHROPIC_API_KEY")
     assert expected == resolve_api_key(settings_with(tmp_path, api_key_file=key_file))

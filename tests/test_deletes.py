@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from syncd.deletes import MIN_GUARDED, RECENT_SECONDS, DeleteGate, mass_delete_problem
+from syncd.deletes import (
+    DELETE_WINDOW,
+    MIN_GUARDED,
+    RECENT_SECONDS,
+    DeleteGate,
+    mass_delete_problem,
+)
 
 
 def test_small_batches_are_never_refused() -> None:
@@ -106,3 +112,76 @@ def test_recently_deleted_expires_after_an_hour() -> None:
     gate.note_deleted("newer", 1000.0 + RECENT_SECONDS + 1)
     expected = ({"old", "new"}, {"new", "newer"})
     assert expected == (both, gate.recently_deleted())
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def slow_wipe(gate: DeleteGate, clock: FakeClock, remove: int = 100, synced: int = 100,
+              step: int = 10) -> list[int]:
+    """Remove ``remove`` of ``synced`` files, ``step`` every 2.5 s; return each pass's approvals."""
+    approved: list[int] = []
+    for start in range(0, remove, step):
+        for i in range(start, start + step):
+            gate.request(f"f{i:03d}")
+        batch = gate.approve(synced, None)
+        synced -= len(batch)
+        approved.append(len(batch))
+        clock.now += 2.5
+    return approved
+
+
+def test_a_slow_wipe_is_refused_over_the_window() -> None:
+    """100 files removed 10 every 2.5 s: half go, then the window's sum trips the guard."""
+    clock = FakeClock()
+    gate = DeleteGate(0.5, clock=clock)
+    approved = slow_wipe(gate, clock)
+    expected = ([10, 10, 10, 10, 10, 0, 0, 0, 0, 0], 50, True)
+    assert expected == (approved, gate.pending(), "refusing to delete" in (gate.refused or ""))
+
+
+def test_the_refusal_counts_the_window_against_its_starting_count() -> None:
+    """The refusal names what the window already deleted and the synced count at its start."""
+    clock = FakeClock()
+    gate = DeleteGate(0.5, clock=clock)
+    slow_wipe(gate, clock, remove=60, synced=60)
+    expected = ("refusing to delete 30 more remote files: with the 30 deleted in the last hour"
+                " that is 60 of 60 (more than 50%)")
+    assert expected == (gate.refused or "").split(";")[0]
+
+
+def test_the_window_slides_after_an_hour() -> None:
+    """Deletions older than DELETE_WINDOW no longer count: a small batch later is approved."""
+    clock = FakeClock()
+    gate = DeleteGate(0.5, clock=clock)
+    slow_wipe(gate, clock, remove=50)  # 50 of 100: all approved, at the limit
+    for path in ["x1", "x2", "x3"]:
+        gate.request(path)
+    refused = gate.approve(50, None)
+    clock.now += DELETE_WINDOW
+    expected = ([], ["x1", "x2", "x3"])
+    assert expected == (refused, gate.approve(50, None))
+
+
+def test_min_guarded_applies_to_the_window_sum() -> None:
+    """Up to MIN_GUARDED deletions in a window pass whatever the synced count."""
+    clock = FakeClock()
+    gate = DeleteGate(0.1, clock=clock)
+    approved = slow_wipe(gate, clock, remove=MIN_GUARDED + 2, synced=MIN_GUARDED + 2, step=2)
+    expected = [2] * (MIN_GUARDED // 2) + [0]
+    assert expected == approved
+
+
+def test_allow_mass_delete_overrides_the_window() -> None:
+    """--allow-mass-delete approves a slow wipe to the last file."""
+    clock = FakeClock()
+    gate = DeleteGate(0.5, allow_mass_delete=True, clock=clock)
+    expected = [10] * 10
+    assert expected == slow_wipe(gate, clock)

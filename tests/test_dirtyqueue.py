@@ -320,3 +320,23 @@ def test_threads_never_hold_the_same_path_at_once() -> None:
         thread.join(timeout=30)
     expected: tuple[list[str], bool] = ([], True)
     assert expected == (clashes, len(taken) > 300)
+
+
+def test_overflow_asks_for_a_rescan_only_below_the_low_water_mark() -> None:
+    """After dropped marks a rescan is due once the queue drained to max_size / 2, not before."""
+    queue, clock = make(settle=0.0, max_size=4)
+    for name in ["a", "b", "c", "d", "e"]:
+        queue.mark(name)
+    clock.advance(1.0)
+    full = queue.rescan_due()
+    first = queue.pop_ready()
+    assert first is not None
+    queue.done(first)
+    one_out = queue.rescan_due()
+    second = queue.pop_ready()
+    assert second is not None
+    queue.done(second)
+    drained = queue.rescan_due()
+    queue.clear_overflow()
+    expected = (False, False, True, False)
+    assert expected == (full, one_out, drained, queue.rescan_due())

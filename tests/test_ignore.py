@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import pytest
 
-from syncd.ignore import DEFAULT_IGNORES, IgnoreRules
+from syncd.ignore import DEFAULT_IGNORES, MAX_IGNORE_FILE, IgnoreRules
 
 
 @pytest.fixture
@@ -131,19 +132,67 @@ def test_bad_pattern_is_named(tmp_path: Path) -> None:
         IgnoreRules.load(tmp_path, patterns=["*.tmp", "!"])
 
 
-def test_unreadable_ignore_file_is_named(tmp_path: Path) -> None:
-    """An ignore file that cannot be read gives a one-line ValueError naming the file."""
-    (tmp_path / ".syncdignore").mkdir()
-    with pytest.raises(ValueError, match=r"\.syncdignore") as info:
-        IgnoreRules.load(tmp_path)
-    assert "\n" not in str(info.value)
+@pytest.mark.parametrize("kind", ["directory", "fifo", "symlink-out-of-root"])
+def test_an_ignore_file_that_is_not_a_regular_file_is_not_read(
+    tmp_path: Path, kind: str
+) -> None:
+    """A directory, a FIFO (which would block) or a link out of root: skipped with a warning."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.write_text("*.txt\n")
+    target = root / ".syncdignore"
+    {"directory": lambda: target.mkdir(), "fifo": lambda: os.mkfifo(target),
+     "symlink-out-of-root": lambda: target.symlink_to(outside)}[kind]()
+    rules = IgnoreRules.load(root)
+    assert (False, 1) == (rules.ignored("a.txt"), len(rules.warnings))
 
 
-def test_ignore_file_not_utf8(tmp_path: Path) -> None:
-    """An ignore file that is not UTF-8 is reported, not half-read."""
-    (tmp_path / ".syncdignore").write_bytes(b"caf\xe9\n")
-    with pytest.raises(ValueError, match="cannot read ignore file"):
-        IgnoreRules.load(tmp_path)
+def test_bad_lines_in_the_ignore_file_are_skipped_not_fatal(tmp_path: Path) -> None:
+    """A line that is not UTF-8 or not a pattern is skipped with a warning; the rest apply."""
+    (tmp_path / ".syncdignore").write_bytes(b"caf\xe9\n*.log\n!\n*.tmp\n")
+    rules = IgnoreRules.load(tmp_path)
+    assert ([True, True, False], 2) == (
+        [rules.ignored("a.log"), rules.ignored("b.tmp"), rules.ignored("c.txt")],
+        len(rules.warnings))
+    assert [True, True] == ["line 1: not UTF-8" in rules.warnings[0],
+                            "line 3: bad pattern" in rules.warnings[1]]
+
+
+def test_an_oversized_ignore_file_is_read_up_to_the_cap(tmp_path: Path) -> None:
+    """A huge ignore file is read up to MAX_IGNORE_FILE bytes and the rest reported."""
+    (tmp_path / ".syncdignore").write_bytes(b"*.log\n" + b"x" * MAX_IGNORE_FILE)
+    rules = IgnoreRules.load(tmp_path)
+    assert (True, 1) == (rules.ignored("a.log"), len(rules.warnings))
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("#notes.txt#", True), ("sub/#draft#", True), ("notes#", False),
+     (".git/config", True), ("sub/.git/objects/ab/cd", True), (".hg/store", True),
+     (".svn/entries", True), (".gitignore", False), ("git/config", False)],
+)
+def test_emacs_autosaves_and_vcs_metadata_are_ignored(
+    rules: IgnoreRules, path: str, expected: bool
+) -> None:
+    """`#name#`, `.git/`, `.hg/`, `.svn/` are ignored; look-alikes are kept."""
+    assert expected == rules.ignored(path)
+
+
+def test_vcs_metadata_can_be_brought_back(tmp_path: Path) -> None:
+    """`!.git/` in the config re-includes git's directory."""
+    rules = IgnoreRules.load(tmp_path, patterns=["!.git/"])
+    assert False is rules.ignored(".git/config")
+
+
+def test_sqlite_side_files_are_ignored_only_beside_their_database(tmp_path: Path) -> None:
+    """`db-wal`/`-shm`/`-journal` beside `db` are ignored; `trip-journal` alone is kept."""
+    for name in ("app.db", "app.db-wal", "app.db-shm", "app.db-journal", "trip-journal"):
+        (tmp_path / name).write_bytes(b"x")
+    rules = IgnoreRules.load(tmp_path)
+    found = {n: rules.ignored(n) for n in
+             ("app.db", "app.db-wal", "app.db-shm", "app.db-journal", "trip-journal")}
+    assert {"app.db": False, "app.db-wal": True, "app.db-shm": True, "app.db-journal": True,
+            "trip-journal": False} == found
 
 
 def test_sources_listed_for_logging(tmp_path: Path) -> None:
@@ -164,3 +213,18 @@ def test_fast_enough_for_a_large_scan(rules: IgnoreRules) -> None:
     elapsed = time.perf_counter() - start
     assert not ignored
     assert elapsed < 5.0
+
+
+def test_skipped_ignore_lines_are_shown_by_status(tmp_path: Path) -> None:
+    """A bad .syncdignore line does not stop a sync, and `syncd status` names it."""
+    from syncd.report import status_data
+    from tests.syncenv import bench
+
+    with bench(tmp_path) as b:
+        b.write(".syncdignore", b"*.log\n!\n")
+        b.write("a.log", b"ignored")
+        b.write("b.txt", b"kept")
+        assert 0 == b.sync_once()
+        warnings = status_data(b.settings())["ignore_warnings"]
+        assert (["b.txt"], 1, True) == (sorted(b.remote()), len(warnings),
+                                         "line 2: bad pattern" in warnings[0])

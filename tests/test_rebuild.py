@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import structlog
 
 from syncd.cli import main
+from syncd.client import RemoteFile
 from syncd.journal import Journal
+from syncd.rebuild import SHOW_IDS, Summary, print_summary
 from tests.syncenv import API_KEY, FOREIGN, Bench, bench, sha
 
 pytestmark = pytest.mark.timeout(120)
 PAGES = math.ceil((1 + len(FOREIGN)) / 1000)  # a small tree and the bench's foreign files
-_COUNT = re.compile(r"^\s+(\d+) (adopted|to upload|duplicates|unmatched|foreign)\b", re.M)
+_COUNT = re.compile(r"^\s+(\d+) (adopted|to upload|ambiguous|unmatched|foreign)\b", re.M)
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +64,7 @@ def cli(b: Bench, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, 
 
 
 def counts(out: str) -> dict[str, int]:
-    """The summary's counts by label: adopted, to upload, duplicates, unmatched, foreign."""
+    """The summary's counts by label: adopted, to upload, ambiguous, unmatched, foreign."""
     return {label: int(n) for n, label in _COUNT.findall(out)}
 
 
@@ -86,7 +90,7 @@ def test_rebuild_of_1000_files_sends_only_list_requests(
         code, out, _ = cli(b, capsys, "rebuild")
         # Without a name_prefix the bench's foreign names decode like ours: reported, untouched.
         expected = (0, {"list": pages},
-                    {"adopted": 1000, "to upload": 0, "duplicates": 0, "unmatched": 2,
+                    {"adopted": 1000, "to upload": 0, "ambiguous": 0, "unmatched": 2,
                      "foreign": 0})
         assert expected == (code, b.counts(), counts(out))
         b.emu.reset_stats()
@@ -157,33 +161,48 @@ def test_locked_journal_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture
         assert expected == (code, f"is in use by syncd pid {os.getpid()}" in err, moved_aside(b))
 
 
-def test_duplicates_newest_adopted_others_left_alone(
+def test_two_same_size_copies_adopt_none_and_an_edit_deletes_neither(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Two copies of one path: the newest is adopted, the other reported; none is deleted."""
+    """Ours and a newer foreign file of the same name and size: none adopted, both kept."""
     with bench(tmp_path) as b:
         data = b"the report, same size in both copies\n"
         b.write("docs/report.txt", data)
         b.write("other.txt", b"other")
         assert 0 == b.sync_once()
         [older] = live_ids(b, "docs%2Freport.txt")
-        newer = b.emu.seed_foreign("docs%2Freport.txt", data)  # as if a crash left a second copy
-        b.foreign_ids[newer] = sha(data)
+        foreign = b.emu.seed_foreign("docs%2Freport.txt", data)  # another program's, no prefix
+        b.foreign_ids[foreign] = sha(data)
         delete_journal(b)
         b.emu.reset_stats()
         code, out, _ = cli(b, capsys, "rebuild")
-        expected = (0, {"list": PAGES}, 2, 1, True)
-        assert expected == (code, b.counts(), counts(out)["adopted"], counts(out)["duplicates"],
-                            older in out)
+        expected = (0, {"list": PAGES}, 1, 1, 1, True)
+        assert expected == (code, b.counts(), counts(out)["adopted"], counts(out)["ambiguous"],
+                            counts(out)["to upload"],
+                            f"docs%2Freport.txt ({older}, {foreign})" in out
+                            or f"docs%2Freport.txt ({foreign}, {older})" in out)
         with Journal.open_readonly(journal_path(b)) as journal:
-            row = journal.get("docs/report.txt")
-        assert row is not None and row.synced is not None
-        assert newer == row.synced.file_id
+            assert None is journal.get("docs/report.txt")
         b.emu.reset_stats()
+        assert 0 == b.sync_once()  # uploaded fresh, touching neither copy
+        b.write("docs/report.txt", b"edited: the old copy is replaced, never the foreign one\n")
         assert 0 == b.sync_once()
-        expected_after = ({"list": PAGES}, sorted([older, newer]))
-        assert expected_after == (b.counts(), live_ids(b, "docs%2Freport.txt"))
-        b.assert_converged()
+        live = live_ids(b, "docs%2Freport.txt")
+        expected_after = (True, True, 3)
+        assert expected_after == (older in live, foreign in live, len(live))
+        assert b.foreign_intact()
+
+
+def test_summary_lists_every_ambiguous_name(tmp_path: Path) -> None:
+    """More ambiguous names than SHOW_IDS: every one is printed, none is cut off."""
+    out = io.StringIO()
+    created = datetime.fromtimestamp(0, UTC)
+    copies = [RemoteFile(f"file_{i}{c}", f"n{i}.txt", "text/plain", 1, created)
+              for i in range(SHOW_IDS + 3) for c in "ab"]
+    summary = Summary(tmp_path / "j.db", ambiguous=copies)
+    print_summary(summary, out)
+    printed = [f"n{i}.txt (file_{i}a, file_{i}b)" in out.getvalue() for i in range(SHOW_IDS + 3)]
+    assert [True] * (SHOW_IDS + 3) == printed
 
 
 def test_remote_copy_of_deleted_file_is_left_alone_and_reported(
@@ -198,7 +217,7 @@ def test_remote_copy_of_deleted_file_is_left_alone_and_reported(
         delete_journal(b)
         (b.root / "gone" / "old.txt").unlink()
         code, out, _ = cli(b, capsys, "rebuild")
-        expected = (0, {"adopted": 1, "to upload": 0, "duplicates": 0, "unmatched": 3,
+        expected = (0, {"adopted": 1, "to upload": 0, "ambiguous": 0, "unmatched": 3,
                         "foreign": 0}, True)
         assert expected == (code, counts(out), f"{gone} (gone%2Fold.txt)" in out)
         b.emu.reset_stats()
@@ -218,7 +237,7 @@ def test_file_resized_while_journal_missing_is_uploaded_old_copy_kept(
         delete_journal(b)
         b.write("a.txt", b"much longer than it was")
         code, out, _ = cli(b, capsys, "rebuild")
-        expected = (0, {"adopted": 0, "to upload": 1, "duplicates": 0, "unmatched": 3,
+        expected = (0, {"adopted": 0, "to upload": 1, "ambiguous": 0, "unmatched": 3,
                         "foreign": 0})
         assert expected == (code, counts(out))
         b.emu.reset_stats()

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from syncd.client import RemoteFile
 from syncd.journal import FileRow, Intent, Synced
-from syncd.reconcile import CLOCK_SKEW, Missing, Ours, Plan, Snapshot, plan
+from syncd.reconcile import CLOCK_SKEW, MAX_SKEW, Missing, Ours, Plan, Snapshot, plan
 
 T0 = 1_700_000_000.0
 LISTED = T0 + 1000.0  # when the listing began
@@ -333,3 +333,35 @@ def test_a_session_scoped_file_is_never_adopted_or_deleted() -> None:
     lost = intent()
     result = plan([scoped], snap(intents=(lost,)), LISTED)
     assert ((), (), 1) == (result.adopt, result.orphans, result.foreign)
+
+
+# -- the service's clock (learnt skew widens the window) -----------------------------------------
+
+
+def test_copy_from_a_service_clock_120s_behind_matches_with_the_learnt_skew() -> None:
+    """Our clock 120 s ahead (skew -120): a lost copy stamped 120 s before its intent is ours."""
+    lost = intent(started=T0)
+    copy = remote("file_9", created=T0 - 119)
+    result = plan([copy], snap(intents=(lost,)), LISTED, clock_skew=-120.0)
+    expected = Plan(adopt=((lost, copy),), spent_intents=(lost,))
+    assert expected == result
+
+
+def test_skew_widens_the_window_by_its_size_only() -> None:
+    """Older than skew + CLOCK_SKEW is still foreign; a service ahead of us widens nothing."""
+    lost = intent(started=T0)
+    listing = [remote("too_old", created=T0 - 120 - CLOCK_SKEW - 1)]
+    behind = plan(listing, snap(intents=(lost,)), LISTED, clock_skew=-120.0)
+    ahead = plan([remote("f", created=T0 - CLOCK_SKEW - 1)], snap(intents=(lost,)), LISTED,
+                 clock_skew=300.0)
+    expected = (Plan(spent_intents=(lost,), foreign=1), Plan(spent_intents=(lost,), foreign=1))
+    assert expected == (behind, ahead)
+
+
+def test_a_date_from_years_ago_widens_the_window_by_max_skew_only() -> None:
+    """A service claiming a date far back cannot make an old foreign file match an intent."""
+    lost = intent(started=T0)
+    listing = [remote("old_foreign", created=T0 - MAX_SKEW - CLOCK_SKEW - 1)]
+    result = plan(listing, snap(intents=(lost,)), LISTED, clock_skew=-1e9)
+    expected = Plan(spent_intents=(lost,), foreign=1)
+    assert expected == result

@@ -184,6 +184,40 @@ def test_local_stat_symlinks(root: Path, tmp_path: Path) -> None:
     assert expected == actual
 
 
+DEEP = 1100  # deeper than Python's default recursion limit (1,000)
+
+
+def deep_tree(root: Path) -> str:
+    """DEEP nested one-letter directories with a file at the bottom; its relative path.
+
+    Built and removed level by level: os.makedirs and rmtree would recurse themselves.
+    """
+    rel = "/".join(["d"] * DEEP)
+    path = root
+    for _ in range(DEEP):
+        path = path / "d"
+        path.mkdir()
+    (path / "f.txt").write_bytes(b"deep")
+    return f"{rel}/f.txt"
+
+
+def remove_deep_tree(root: Path) -> None:
+    (root / "/".join(["d"] * DEEP) / "f.txt").unlink()
+    for depth in range(DEEP, 0, -1):
+        (root / "/".join(["d"] * depth)).rmdir()
+
+
+def test_walk_and_local_stat_handle_1100_nested_directories(root: Path) -> None:
+    """A tree deeper than the recursion limit is walked and stat'ed, not a RecursionError."""
+    rel = deep_tree(root)
+    try:
+        write(root, "z.txt")
+        expected = ([rel, "z.txt"], LocalStat.from_stat(os.stat(root / rel)))
+        assert expected == (scan(root), local_stat(root, rel, False))
+    finally:
+        remove_deep_tree(root)
+
+
 def test_merge_marks_only_what_may_have_changed(root: Path, journal: Journal) -> None:
     """Unchanged files are skipped; new, changed, racy and failed ones are marked."""
     same = write(root, "same.txt", b"same")

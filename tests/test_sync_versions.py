@@ -21,7 +21,7 @@ from syncd.errors import ApiError, WorkspaceMismatch
 from syncd.journal import Journal
 from syncd.loop import status_line
 from syncd.report import status_data
-from tests.syncenv import API_KEY, FOREIGN, Bench, bench
+from tests.syncenv import API_KEY, FOREIGN, Bench, bench, wait_until
 
 DAY = 86400.0
 
@@ -302,3 +302,18 @@ def test_a_full_quota_pauses_uploads_then_resumes_on_a_probe(tmp_path: Path) -> 
 def _meta(b: Bench, key: str) -> str | None:
     with Journal.open_readonly(b.tmp / "state" / "journal.db") as journal:
         return journal.get_meta(key)
+
+
+def test_a_listing_that_proves_nothing_at_start_does_not_stop_the_daemon(
+    tmp_path: Path
+) -> None:
+    """`run` whose start-up listing is cut short becomes ready and syncs the folder anyway."""
+    with bench(tmp_path) as b:
+        b.write("a.txt", b"one")
+        tamper = Tamper()
+        tamper.edit = _no_marker
+        b.client_options = {"transport": tamper}
+        with b.running() as daemon:
+            tamper.edit = None
+            wait_until(lambda: b.emu.stats()["upload"] == 1, 30, "the upload")
+            assert (None, ["a.txt"]) == (daemon.fatal, sorted(b.remote()))

@@ -1,0 +1,62 @@
+"""A file open for writing (a stalled download) is not uploaded until it is closed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syncd.openwrites import RECHECK, OpenWrites
+from syncd.watcher import Hints, start_watcher, stop_watcher
+from tests.conftest import Recorder
+from tests.syncenv import bench, wait_until
+
+
+def test_a_written_file_is_held_until_closed(recorder: Recorder) -> None:
+    """written() holds the path (rechecked every RECHECK s); closed() releases it."""
+    writes = OpenWrites(settle_max=60, clock=recorder.clock)
+    writes.written("dl.iso")
+    held = writes.hold_until("dl.iso")
+    writes.closed("dl.iso")
+    assert (recorder.now + RECHECK, None) == (held, writes.hold_until("dl.iso"))
+
+
+def test_a_writer_that_never_closes_is_released_at_the_settle_cap(recorder: Recorder) -> None:
+    """A log file kept open is synced settle_max seconds after its first write, as before."""
+    writes = OpenWrites(settle_max=60, clock=recorder.clock)
+    writes.written("app.log")
+    recorder.now += 59.5
+    almost = writes.hold_until("app.log")
+    recorder.now += 0.5
+    assert (recorder.now, None) == (almost, writes.hold_until("app.log"))
+
+
+def test_inotify_reports_the_open_writer_and_its_close(tmp_path: Path) -> None:
+    """With a real watch: a half-written file is held; closing it releases the hold."""
+    writes = OpenWrites(settle_max=600)
+    marked: list[str] = []
+    observer = start_watcher(tmp_path, Hints(marked.append, lambda _: None, lambda _: None,
+                                             writes))
+    assert observer is not None
+    try:
+        with open(tmp_path / "download.bin", "wb") as fh:
+            fh.write(b"first half")
+            fh.flush()
+            wait_until(lambda: writes.hold_until("download.bin") is not None, 10,
+                       "the write to be seen")
+        wait_until(lambda: writes.hold_until("download.bin") is None, 10, "the close")
+    finally:
+        stop_watcher(observer)
+    assert "download.bin" in marked
+
+
+def test_a_worker_defers_a_held_path_and_uploads_it_once_closed(tmp_path: Path) -> None:
+    """While held, the worker sends nothing; after the close, one upload of the whole file."""
+    with bench(tmp_path) as b:
+        b.write("dl.bin", b"complete content")
+        with b.daemon(settle_seconds=0) as daemon:
+            daemon.ctx.writes = writes = OpenWrites(settle_max=600)
+            writes.written("dl.bin")
+            daemon.syncer.process("dl.bin")
+            held = (b.emu.stats()["upload"], daemon.journal.get("dl.bin"))
+            writes.closed("dl.bin")
+            daemon.syncer.process("dl.bin")
+            assert ((0, None), 1) == (held, b.emu.stats()["upload"])
