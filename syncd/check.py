@@ -41,7 +41,7 @@ def check_journal(settings: Settings) -> Check:
     """The journal's directory is writable (or can be made), and who holds the journal."""
     path = settings.journal_path
     parent = _existing_parent(path.parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not os.access(parent, os.W_OK | os.X_OK, effective_ids=True):
         return False, f"journal directory {path.parent} is not writable; fix [state] journal"
     holder = lock_holder(path) if path.exists() else None
     state = "exists" if path.exists() else "will be created"

@@ -449,7 +449,7 @@ class Daemon:
             row.failure is not None
             and row.failure.kind == "transient"
             and row.failure.next_attempt <= horizon
-            and os.access(self.root / row.path, os.R_OK)
+            and os.access(self.root / row.path, os.R_OK, effective_ids=True)
             for row in self.journal.errors()
         )
 

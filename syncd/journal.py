@@ -359,7 +359,7 @@ class Journal:
         path = Path(path)
         lock_fd = _take_lock(path)
         try:
-            if path.exists() and not os.access(path, os.W_OK):
+            if path.exists() and not os.access(path, os.W_OK, effective_ids=True):
                 raise JournalError(f"journal {path} is read-only; make it writable by this user")
             _create_private(path)
             journal = cls(path, _connect(path, str(path), uri=False), lock_fd, readonly=False)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,3 +58,55 @@ def make_client(emu: Any, recorder: Recorder | None = None, **kwargs: Any) -> Fi
 def control(emu: Any) -> httpx.Client:
     """A client for the emulator's /_emulator endpoints, which need its key."""
     return httpx.Client(headers={"x-api-key": emu.api_key}, timeout=30)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_VERSION_3 = 0x20080522
+_DAC_CAPS = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+
+
+def _set_dac_caps(enabled: bool) -> bool:
+    """Raise or drop the DAC override capabilities in this thread's effective set."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = _CapHeader(_CAP_VERSION_3, 0), (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        return False
+    if enabled:
+        data[0].effective |= data[0].permitted & _DAC_CAPS
+    else:
+        data[0].effective &= ~_DAC_CAPS
+    return bool(libc.capset(ctypes.byref(header), data) == 0)
+
+
+def _permissions_enforced() -> bool:
+    """False for a process that reads any file (root with CAP_DAC_OVERRIDE)."""
+    with tempfile.NamedTemporaryFile() as probe:
+        os.chmod(probe.name, 0)
+        try:
+            with open(probe.name, "rb"):
+                return False
+        except PermissionError:
+            return True
+
+
+@pytest.fixture
+def file_permissions() -> Iterator[None]:
+    """File permissions apply to this test, also as root: the DAC override capabilities are
+    dropped from this thread's effective set (threads it starts inherit that) and restored
+    after. Skips where neither holds."""
+    dropped = os.geteuid() == 0 and _set_dac_caps(False)
+    try:
+        if not _permissions_enforced():
+            pytest.skip("this process reads any file and cannot drop CAP_DAC_OVERRIDE")
+        yield
+    finally:
+        if dropped:
+            _set_dac_caps(True)

@@ -627,13 +627,12 @@ def test_directory_that_is_a_file(tmp_path: Path) -> None:
     assert "[state] journal" in str(info.value)
 
 
+@pytest.mark.usefixtures("file_permissions")
 def test_unwritable_directory(tmp_path: Path) -> None:
     """An unwritable directory fails with the directory and the fix."""
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
         expected = f"journal directory {re.escape(str(locked))}: .*writable"
         with pytest.raises(JournalError, match=expected):
             open_journal(locked / "state.db")
@@ -641,13 +640,12 @@ def test_unwritable_directory(tmp_path: Path) -> None:
         locked.chmod(0o700)
 
 
+@pytest.mark.usefixtures("file_permissions")
 def test_readonly_journal_file(db: Path) -> None:
     """A journal file this user cannot write is refused at open, not at the first write."""
     open_journal(db).close()
     db.chmod(0o400)
     try:
-        if os.access(db, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
         with pytest.raises(JournalError, match="read-only"):
             open_journal(db)
     finally:

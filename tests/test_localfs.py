@@ -208,7 +208,7 @@ def test_names_that_climb_or_are_absolute_are_refused(tree: Path) -> None:
     assert expected == [open_file(tree, rel, True) for rel in rels]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod 000 file")
+@pytest.mark.usefixtures("file_permissions")
 def test_unreadable_file_is_a_local_error_with_a_clear_message(tree: Path) -> None:
     """Permission denied is not "no file": LocalFileError names the path and the reason."""
     (tree / "d" / "f").chmod(0)

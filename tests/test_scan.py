@@ -138,7 +138,7 @@ def test_walk_survives_a_symlink_loop(root: Path) -> None:
     assert expected == scan(root, follow=True)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read a chmod 000 directory")
+@pytest.mark.usefixtures("file_permissions")
 def test_unreadable_directory_is_reported(root: Path) -> None:
     """A directory that cannot be listed is reported as Unreadable, not as empty."""
     write(root, "a.txt")

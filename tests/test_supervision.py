@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,18 +32,7 @@ from tests.syncenv import API_KEY, Bench, bench, wait_until
 pytestmark = pytest.mark.timeout(120)
 
 
-def _permissions_enforced() -> bool:
-    """False for a process that reads any file (root with CAP_DAC_OVERRIDE)."""
-    with tempfile.NamedTemporaryFile() as probe:
-        os.chmod(probe.name, 0)
-        return not os.access(probe.name, os.R_OK)
-
-
-needs_permissions = pytest.mark.skipif(
-    not _permissions_enforced(),
-    reason="this process reads any file; run without CAP_DAC_OVERRIDE (setpriv"
-    " --bounding-set=-dac_override,-dac_read_search) to run it as root",
-)
+needs_permissions = pytest.mark.usefixtures("file_permissions")
 
 
 class RecordingNotifier(Notifier):
