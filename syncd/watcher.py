@@ -13,13 +13,32 @@ from collections.abc import Callable
 from pathlib import Path
 
 import structlog
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from syncd.openwrites import OpenWrites
 
 log = structlog.get_logger("syncd.watcher")
+# What the kernel is asked to report. Opens, reads and closes without a write are not: every
+# file syncd itself reads (each directory of its path too) would report them, flood inotify's
+# queue in a deep or large tree, and after the overflow watchdog's re-walk marks everything
+# again: a loop that never settles.
+WATCHED_EVENTS = (
+    FileCreatedEvent, DirCreatedEvent, FileDeletedEvent, DirDeletedEvent,
+    FileMovedEvent, DirMovedEvent, FileModifiedEvent, FileClosedEvent,
+)
 # A directory's "modified" only says its entries changed; the entries' own events say which.
 IGNORED_EVENTS = frozenset({"opened", "closed_no_write"})
 
@@ -95,9 +114,11 @@ class _Handler(FileSystemEventHandler):
     def _directory(self, kind: str, src: str | None, dest: str | None) -> None:
         if src and kind in ("deleted", "moved"):
             self._hints.mark_under(src)
-        new = dest if kind == "moved" else (src if kind == "created" else None)
-        if new:
-            self._walk_new(new)
+        # A created directory is not walked here: watchdog adds its watch, walks it itself and
+        # reports every file and directory already in it as created, so a tree N deep walked
+        # again at every level cost N^2 listings (minutes for a few hundred levels).
+        if kind == "moved" and dest:
+            self._walk_new(dest)
         elif kind == "moved" and src and dest is None:
             self._hints.rescan(f"directory {src} moved out of root")
 
@@ -115,7 +136,8 @@ class _Handler(FileSystemEventHandler):
 def start_watcher(root: Path, hints: Hints) -> BaseObserver | None:
     """Start watching ``root`` recursively; None (with the fix logged) if the kernel refuses."""
     observer = Observer()
-    observer.schedule(_Handler(root, hints), os.fsdecode(root), recursive=True)
+    observer.schedule(_Handler(root, hints), os.fsdecode(root), recursive=True,
+                      event_filter=list(WATCHED_EVENTS))
     try:
         observer.start()
     except OSError as exc:
