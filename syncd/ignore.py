@@ -48,6 +48,7 @@ import structlog
 log = structlog.get_logger("syncd.ignore")
 IGNORE_FILE = ".syncdignore"
 MAX_IGNORE_FILE = 1024 * 1024
+MAX_PATTERN = 4096
 VIM_PROBES = 10
 _SQLITE_SIDE = re.compile(r"(?s)(.+)-(?:wal|shm|journal)")
 
@@ -209,6 +210,8 @@ def _pattern_line(raw: bytes) -> tuple[str | None, str]:
     # Blank lines and comments compile to nothing; counting only real patterns helps the log.
     if not line.strip() or line.startswith("#"):
         return None, ""
+    if len(line) > MAX_PATTERN:  # no path is that long; compiling it would take seconds
+        return f"a pattern of {len(line)} characters (over {MAX_PATTERN})", ""
     try:
         pathspec.GitIgnoreSpec.from_lines([line])
     except ValueError as exc:

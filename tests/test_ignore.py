@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.ignore import DEFAULT_IGNORES, MAX_IGNORE_FILE, IgnoreRules
+from syncd.ignore import DEFAULT_IGNORES, MAX_IGNORE_FILE, MAX_PATTERN, IgnoreRules
 
 
 @pytest.fixture
@@ -160,9 +160,17 @@ def test_bad_lines_in_the_ignore_file_are_skipped_not_fatal(tmp_path: Path) -> N
 
 def test_an_oversized_ignore_file_is_read_up_to_the_cap(tmp_path: Path) -> None:
     """A huge ignore file is read up to MAX_IGNORE_FILE bytes and the rest reported."""
-    (tmp_path / ".syncdignore").write_bytes(b"*.log\n" + b"x" * MAX_IGNORE_FILE)
+    (tmp_path / ".syncdignore").write_bytes(b"*.log\n" + b"# comment\n" * MAX_IGNORE_FILE)
     rules = IgnoreRules.load(tmp_path)
     assert (True, 1) == (rules.ignored("a.log"), len(rules.warnings))
+
+
+def test_a_huge_pattern_line_is_skipped(tmp_path: Path) -> None:
+    """A line longer than MAX_PATTERN is skipped with a warning instead of compiled."""
+    (tmp_path / ".syncdignore").write_bytes(b"*.log\n" + b"y" * (MAX_PATTERN + 1) + b"\n")
+    rules = IgnoreRules.load(tmp_path)
+    assert (True, 1, True) == (rules.ignored("a.log"), len(rules.warnings),
+                               "characters (over" in rules.warnings[0])
 
 
 @pytest.mark.parametrize(

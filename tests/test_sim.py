@@ -19,13 +19,13 @@ from tests.sim.ops import Names, World, initial_tree, next_op
 from tests.sim.profiles import PROFILES
 from tests.sim.runner import run_many
 
-CI_SEEDS = (1, 2)
+CI_SEEDS = (1,)  # the long runs (docs/RELIABILITY.md) cover many more
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("profile", list(PROFILES))
 def test_profile_converges_on_ci_seeds(tmp_path: Path, profile: str) -> None:
-    """`syncd run` ends as an exact mirror on every CI seed of this profile (2 at a time)."""
+    """`syncd run` ends as an exact mirror on the CI seed of this profile."""
     results = run_many([(profile, seed) for seed in CI_SEEDS], tmp_path, jobs=2)
     assert [] == [r.report() for r in results if not r.ok]
 
