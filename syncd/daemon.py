@@ -187,8 +187,8 @@ class Daemon:
             self.journal.iter_rows(),
             mark,
         )
-        for path in result.vanished:
-            self.queue.mark(path, settle=False)
+        for path in [*result.vanished, *self.journal.gone_paths()]:
+            self.queue.mark(path, settle=False)  # gone: a copy to replace, even after a restart
         self.unreadable = {
             p or ".": self._skip_reasons.get(p or ".", "not readable") for p in result.unreadable
         }
@@ -306,7 +306,11 @@ class Daemon:
         """Let `syncd status` (another process) see how much is queued and what is paused."""
         pending, held = self.queue.depth()
         self.metrics.queue(pending, held)
-        self._publish("queued", str(pending + held + self.gate.pending()))
+        queued = str(pending + held + self.gate.pending())
+        if queued != self._published.get("queued"):
+            log.debug("queue", pending=pending, held=held, deletions=self.gate.pending(),
+                      sample=self.queue.sample(3, self.clock()))
+        self._publish("queued", queued)
         self.publish_pauses()
 
     def publish_pauses(self) -> None:

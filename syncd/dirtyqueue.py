@@ -136,6 +136,14 @@ class DirtyQueue:
                 self._push(path, again)
             self._cond.notify_all()  # wake drain() waiters
 
+    def sample(self, n: int, now: float) -> list[str]:
+        """Up to ``n`` queued paths with when each is due (seconds from ``now``), for the log."""
+        with self._cond:
+            held = [f"{p} (held)" for p in list(self._held)[:n]]
+            pending = [f"{p} (in {self._ready_at(e) - now:.1f} s)"
+                       for p, e in list(self._pending.items())[: n - len(held)]]
+        return held + pending
+
     def claim(self, path: str) -> bool:
         """Hold ``path`` for work outside the workers (reconcile); False if a worker has it."""
         with self._cond:

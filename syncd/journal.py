@@ -79,6 +79,7 @@ MIGRATIONS: list[str] = [
     ALTER TABLE files ADD COLUMN renew_at REAL;
     ALTER TABLE files ADD COLUMN gone TEXT;
     CREATE INDEX files_renew ON files (renew_at) WHERE renew_at IS NOT NULL;
+    CREATE INDEX files_gone ON files (path) WHERE gone IS NOT NULL;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -661,6 +662,11 @@ class Journal:
                 (reason, os.fsencode(path), file_id),
             )
             return cur.rowcount > 0
+
+    def gone_paths(self) -> list[str]:
+        """Paths whose copy is marked gone and not yet replaced."""
+        rows = self._select("SELECT path FROM files WHERE gone IS NOT NULL ORDER BY path")
+        return [os.fsdecode(r[0]) for r in rows]
 
     def due_renewals(self, now: float) -> list[tuple[str, str, float]]:
         """(path, file_id, expires_at) of copies due for renewal at ``now``, not yet marked."""

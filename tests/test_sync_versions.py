@@ -317,3 +317,20 @@ def test_a_listing_that_proves_nothing_at_start_does_not_stop_the_daemon(
             tamper.edit = None
             wait_until(lambda: b.emu.stats()["upload"] == 1, 30, "the upload")
             assert (None, ["a.txt"]) == (daemon.fatal, sorted(b.remote()))
+
+
+def test_a_copy_marked_gone_before_a_crash_is_replaced_after_the_restart(tmp_path: Path) -> None:
+    """A row marked gone whose re-upload never ran (SIGKILL) is uploaded at the next start."""
+    with bench(tmp_path) as b:
+        b.write("a.txt", b"one")
+        assert 0 == b.sync_once()
+        with b.daemon() as daemon:
+            row = daemon.journal.get("a.txt")
+            assert row is not None and row.synced is not None
+            assert daemon.journal.mark_gone("a.txt", row.synced.file_id, "missing")
+        b.emu.reset_stats()
+        assert 0 == b.sync_once()
+        rows = journal_rows(b)
+        assert ({"list": 1, "upload": 1, "delete": 1}, 1) == (b.counts(), len(rows))
+        assert rows[0][1] != row.synced.file_id
+        b.assert_converged()
