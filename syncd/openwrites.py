@@ -2,11 +2,12 @@
 
 A download that stalls (curl, a browser) is quiet for longer than ``settle_seconds`` while the
 file is still open for writing; uploading it then hands applications a truncated file. So a
-file written to (inotify ``IN_MODIFY``/``IN_CREATE``) is held until it is closed after writing
-(``IN_CLOSE_WRITE``), or until ``settle_max_seconds`` after the first write, whichever comes
-first: a writer that never closes (a log file) is still synced at the settle cap. Scans see no
-open state, so paths found by a scan keep the plain settle rule. Thread-safe; the clock is
-injected.
+file written to (inotify ``IN_MODIFY``; a creation alone does not count, see the watcher) is
+held until it is closed after writing (``IN_CLOSE_WRITE``), or until ``settle_max_seconds``
+after the first write, whichever comes first: a writer that never closes (a log file) is still
+synced at the settle cap. The worker holds only a file that differs from its synced copy. Scans
+see no open state, so paths found by a scan keep the plain settle rule. Thread-safe; the clock
+is injected.
 """
 
 from __future__ import annotations

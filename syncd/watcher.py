@@ -102,11 +102,14 @@ class _Handler(FileSystemEventHandler):
                 self._hints.mark(rel)
 
     def _track_writes(self, kind: str, src: str | None) -> None:
-        """Writes open a hold on the file; a close after writing (or its end) releases it."""
+        """A write opens a hold on the file; a close after writing (or its end) releases it.
+        A creation does not: watchdog also reports files it finds under a new directory as
+        created, with no close to follow (once per level of a deep tree), and a writer that
+        stalls has written something first, or its file is empty."""
         writes = self._hints.writes
         if writes is None or not src:
             return
-        if kind in ("modified", "created"):
+        if kind == "modified":  # IN_MODIFY: watchdog reports attribute changes apart
             writes.written(src)
         elif kind in ("closed", "deleted", "moved"):  # closed after writing, or gone
             writes.closed(src)

@@ -79,10 +79,6 @@ class Syncer:
     def process(self, path: str) -> None:
         """Bring the remote copy of ``path`` in line with the local file."""
         ctx = self.ctx
-        hold = ctx.writes.hold_until(path) if ctx.writes else None
-        if hold is not None:  # still open for writing (a stalled download): not yet
-            ctx.queue.defer(path, hold)
-            return
         try:
             local = None if ctx.rules.ignored(path) else local_stat(ctx.root, path,
                                                                    ctx.follow_symlinks)
@@ -94,6 +90,8 @@ class Syncer:
         action = decision.action
         if action is Action.VERIFY and local is not None and row is not None:
             action = self._verify(path, local, row)
+        if self._held_open(path, action):
+            return
         if action is Action.WAIT:
             ctx.queue.defer(path, decision.retry_at)
         elif action is Action.FORGET:
@@ -103,6 +101,22 @@ class Syncer:
         elif action is Action.UPLOAD and local is not None:
             ctx.gate.cancel(path)
             self._upload(path, local, row)
+
+    def _held_open(self, path: str, action: Action) -> bool:
+        """Defer a changed file the watcher saw opened for writing and not yet closed (a stalled
+        download). A file that matches the journal is not being written, whatever the watcher
+        said: watchdog reports every file of a new directory as created again, once per level
+        of a deep tree, and those reports must not hold a quiet file for ``settle_max``."""
+        writes = self.ctx.writes
+        if writes is None or action is Action.WAIT:
+            return False
+        if action is not Action.UPLOAD:  # in sync, gone or ignored: nothing is being written
+            writes.closed(path)
+            return False
+        hold = writes.hold_until(path)
+        if hold is not None:
+            self.ctx.queue.defer(path, hold)
+        return hold is not None
 
     def _verify(self, path: str, local: LocalStat, row: FileRow) -> Action:
         """Hash a file whose stat moved but size did not: a touch costs no request."""

@@ -60,3 +60,21 @@ def test_a_worker_defers_a_held_path_and_uploads_it_once_closed(tmp_path: Path) 
             writes.closed("dl.bin")
             daemon.syncer.process("dl.bin")
             assert ((0, None), 1) == (held, b.emu.stats()["upload"])
+
+
+def test_a_created_event_for_an_unchanged_synced_file_holds_nothing(tmp_path: Path) -> None:
+    """watchdog reports every file under each new directory as "created" again, once per level
+    of a deep tree: for a file already synced and unchanged, that is no write in progress, so
+    it is neither held nor queued for later (a 300-deep tree kept one path pending for tens of
+    seconds; found by the simulation)."""
+    with bench(tmp_path) as b:
+        b.write("deep/a/b/bottom.txt", b"at the bottom")
+        with b.daemon(settle_seconds=0) as daemon:
+            daemon.syncer.process("deep/a/b/bottom.txt")
+            uploads = b.emu.stats()["upload"]
+            daemon.ctx.writes = writes = OpenWrites(settle_max=600)
+            writes.written("deep/a/b/bottom.txt")  # the synthetic "created"
+            daemon.syncer.process("deep/a/b/bottom.txt")
+            after = (daemon.queue.depth(), writes.hold_until("deep/a/b/bottom.txt"),
+                     b.emu.stats()["upload"])
+            assert ((0, 0), None, uploads) == after == ((0, 0), None, 1)
