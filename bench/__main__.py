@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only NAMES] [--write-doc docs/BENCHMARKS.md]``.
+"""``python -m bench [--quick] [--scale] [--only NAMES] [--write-doc docs/BENCHMARKS.md]``.
 
 Runs every scenario against emulators started on loopback, prints one table (scenario, syncd,
 baseline, ratio/value, target, pass/miss) and optionally rewrites the generated section of the
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="small N: a smoke test (seconds, not minutes)")
+    parser.add_argument("--scale", action="store_true",
+                        help="add the million-file rows (tens of minutes; 30,000 with --quick)")
     parser.add_argument("--only", default="", metavar="NAMES",
                         help=f"comma-separated subset of: {', '.join(SCENARIOS)}")
     parser.add_argument("--write-doc", type=Path, metavar="FILE",
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
     info = machine()
     scratch = Path(tempfile.mkdtemp(prefix="syncd-bench-", dir=args.scratch))
-    ctx = Context(args.quick, scratch)
+    ctx = Context(args.quick, scratch, args.scale)
     rows: list[Row] = []
     failed = []
     started = time.monotonic()

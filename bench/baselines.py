@@ -2,6 +2,8 @@
 
 ``python -m bench.baselines httpx URL ROOT --workers 4``: a raw httpx thread pool uploading every
 file under ROOT once (no journal, no pacing, no hashing), the floor any client can reach.
+``python -m bench.baselines walk ROOT``: a bare ``os.scandir`` + ``stat`` walk of ROOT, the floor
+for any Python scan (:func:`bare_walk` runs it in-process).
 ``python -m bench.baselines sdk URL ROOT``: the official SDK in a sequential loop, retrying a
 failed upload as a user's loop would.
 Both print one JSON line: {"uploads": n, "errors": n, "seconds": s} (seconds exclude start-up).
@@ -18,6 +20,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HEADERS = {"anthropic-version": "2023-06-01", "anthropic-beta": "files-api-2025-04-14"}
+
+
+def bare_walk(root: Path) -> tuple[int, int]:
+    """Every regular file under ``root`` with its stat, as plainly as Python can: (files,
+    bytes). No ignore rules, no journal, no sorting: what any Python scan must at least do."""
+    files = size = 0
+    stack = [os.fsencode(root)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                info = entry.stat(follow_symlinks=False)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    files += 1
+                    size += info.st_size
+    return files, size
 
 
 def _files(root: Path) -> list[Path]:
@@ -77,12 +96,18 @@ def run_sdk(url: str, key: str, root: Path, max_retries: int) -> dict[str, float
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run one baseline, print its JSON line."""
     parser = argparse.ArgumentParser(prog="python -m bench.baselines")
-    parser.add_argument("kind", choices=["httpx", "sdk"])
-    parser.add_argument("url")
-    parser.add_argument("root", type=Path)
+    parser.add_argument("kind", choices=["httpx", "sdk", "walk"])
+    parser.add_argument("url", help="the API's base URL (for walk: the root)")
+    parser.add_argument("root", type=Path, nargs="?")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--max-retries", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.kind == "walk":
+        started = time.perf_counter()
+        files, size = bare_walk(Path(args.url))
+        print(json.dumps({"files": files, "bytes": size,
+                          "seconds": time.perf_counter() - started}), flush=True)
+        return 0
     key = os.environ["ANTHROPIC_API_KEY"]
     if args.kind == "httpx":
         result = run_httpx(args.url, key, args.root, args.workers)

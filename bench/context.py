@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -22,10 +22,19 @@ class Sizes:
     scan_files: int
     latency_files: int
     runs: int
+    scale_files: int | None = None  # --scale: the 1M-file rows (scan, memory, READY, idle)
 
     @classmethod
-    def for_mode(cls, quick: bool) -> Sizes:
-        """The full sizes from the issue, or small ones for a smoke test."""
+    def for_mode(cls, quick: bool, scale: bool = False) -> Sizes:
+        """The full sizes from the issue, or small ones for a smoke test; ``scale`` adds the
+        million-file rows (a quick run with it builds 30,000 files instead)."""
+        sizes = cls._base(quick)
+        if scale:
+            return replace(sizes, scale_files=30_000 if quick else 1_000_000)
+        return sizes
+
+    @classmethod
+    def _base(cls, quick: bool) -> Sizes:
         if quick:
             return cls(economy_files=20, restart_files=1000, pacing_files=30, pacing_rpm=600,
                        throughput_files=300, big_bytes=20 * 10**6, scan_files=3000,
@@ -38,9 +47,9 @@ class Sizes:
 class Context:
     """Sizes, a scratch directory per scenario, and progress lines on stderr."""
 
-    def __init__(self, quick: bool, scratch: Path) -> None:
+    def __init__(self, quick: bool, scratch: Path, scale: bool = False) -> None:
         self.quick = quick
-        self.sizes = Sizes.for_mode(quick)
+        self.sizes = Sizes.for_mode(quick, scale)
         self.scratch = scratch
         self._started = time.monotonic()
 

@@ -8,7 +8,9 @@ here is stopped here.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import random
 import re
 import secrets
 import signal
@@ -30,6 +32,7 @@ import httpx
 from syncd.names import decode_name, encode_name
 
 API_KEY = "sk-ant-bench-0123456789abcdef"
+EXTENSIONS = (".txt", ".md", ".py", ".json", ".csv", ".pdf", ".log", "")
 PY = sys.executable
 _LISTENING = re.compile(r"listening on (http://\S+)")
 HEADERS = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01",
@@ -305,23 +308,43 @@ class Daemon:
 # Trees
 
 
-def make_tree(root: Path, n: int, size: int, per_dir: int = 1000, *,
-              old_mtime: bool = False) -> list[tuple[str, os.stat_result, bytes]]:
-    """``n`` files of ``size`` bytes in ``per_dir``-file directories; (rel, stat, content)."""
+def tree_dirs(n_files: int, seed: int = 7) -> list[str]:
+    """Directories for ``n_files`` files in a realistic shape: about one per 20 files, most
+    leaves 3 to 6 levels deep (10k files: ~500 directories; 1M: ~50,000)."""
+    rng = random.Random(seed)
+    dirs: list[tuple[str, int]] = [("", 0)]
+    while len(dirs) <= max(1, n_files // 20):
+        parent, depth = rng.choice(dirs)
+        if depth >= 6 or (depth < 2 and len(dirs) > 40 and rng.random() < 0.9):
+            continue  # the top levels get some breadth first, then the tree grows down
+        name = f"s{len(dirs):05d}"
+        dirs.append((f"{parent}/{name}" if parent else name, depth + 1))
+    return [d for d, _depth in dirs[1:]]
+
+
+def make_tree(root: Path, n: int, size: int, *, old_mtime: bool = False,
+              seed: int = 7) -> list[tuple[str, os.stat_result, bytes]]:
+    """``n`` files of ``size`` bytes spread 15-25 per directory over :func:`tree_dirs`;
+    returns (rel, stat, content) in creation order."""
+    rng = random.Random(seed)
     out = []
     past = time.time_ns() - 3600 * 10**9
     filler = secrets.token_bytes(max(0, size - 32))
-    for i in range(n):
-        rel = f"d{i // per_dir:04d}/f{i:06d}.txt"
-        path = root / rel
-        if i % per_dir == 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        data = (f"{i:031d}\n".encode() + filler)[:size]
-        with open(path, "wb") as fh:
-            fh.write(data)
-        if old_mtime:
-            os.utime(path, ns=(past, past))
-        out.append((rel, os.stat(path), data))
+    dirs = tree_dirs(n, seed)
+    i = 0
+    for d in itertools.cycle(dirs):
+        if i >= n:
+            break
+        (root / d).mkdir(parents=True, exist_ok=True)
+        for _ in range(min(n - i, rng.randint(15, 25))):
+            rel = f"{d}/f{i:07d}{EXTENSIONS[i % len(EXTENSIONS)]}"
+            data = (f"{i:031d}\n".encode() + filler)[:size]
+            with open(root / rel, "wb") as fh:
+                fh.write(data)
+            if old_mtime:
+                os.utime(root / rel, ns=(past, past))
+            out.append((rel, os.stat(root / rel), data))
+            i += 1
     return out
 
 
