@@ -3,6 +3,8 @@
 Events are hints. A moved file marks both ends; a deleted or moved directory marks every journal
 row under it; a new directory is walked (files may land in it before its watch exists). When the
 kernel refuses watches, the exact sysctl fix is logged and syncd runs on periodic scans alone.
+When the kernel's event queue overflows, watchdog re-adds its watches; the watcher asks for one
+rescan, which finds what the lost events said.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -25,8 +28,14 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import (
+    DEFAULT_EMITTER_TIMEOUT,
+    BaseObserver,
+    EventQueue,
+    ObservedWatch,
+)
+from watchdog.observers.inotify import InotifyEmitter, InotifyObserver, InotifyWatchGroup
+from watchdog.observers.inotify_c import InotifyFD
 
 from syncd.openwrites import OpenWrites
 
@@ -52,6 +61,12 @@ SYSCTL_FIX = {
         "and persist it in /etc/sysctl.d/90-syncd.conf; running on periodic scans only"
     ),
 }
+
+OVERFLOW_REASON = "inotify queue overflowed"
+QUEUE_FIX = (
+    "run `sudo sysctl fs.inotify.max_queued_events=65536` and persist it in "
+    "/etc/sysctl.d/90-syncd.conf"
+)
 
 
 class Hints:
@@ -136,14 +151,82 @@ class _Handler(FileSystemEventHandler):
                 self._hints.mark(f"{rel_base}/{name}")
 
 
+def overflow_hint(hints: Hints) -> Callable[[], None]:
+    """What an inotify queue overflow does: one warning with the fix, and a rescan request.
+    The daemon keeps one pending request, so overflows before the loop's next turn cost one
+    scan between them."""
+
+    def overflowed() -> None:
+        log.warning("inotify queue overflowed: events were lost; rescanning", fix=QUEUE_FIX)
+        hints.rescan(OVERFLOW_REASON)
+
+    return overflowed
+
+
+@dataclass
+class _OverflowWatchGroup(InotifyWatchGroup):
+    """watchdog's watches on one tree; after an overflow (watchdog has dropped what it held
+    and re-added the watches) it also calls ``on_overflow``: re-adding the watches does not
+    bring back what the lost events said."""
+
+    on_overflow: Callable[[], None] = field(default=lambda: None, kw_only=True)
+
+    def on_queue_overflow(self) -> None:
+        super().on_queue_overflow()
+        if self.is_active:  # not once the watcher is stopping
+            self.on_overflow()
+
+
+class OverflowEmitter(InotifyEmitter):
+    """watchdog's inotify emitter whose watch group reports queue overflows to
+    ``on_overflow`` (called on watchdog's inotify reader thread)."""
+
+    def __init__(
+        self,
+        event_queue: EventQueue,
+        watch: ObservedWatch,
+        *,
+        timeout: float = DEFAULT_EMITTER_TIMEOUT,
+        event_filter: list[type[FileSystemEvent]] | None = None,
+        inotify_fd: InotifyFD | None = None,
+        on_overflow: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__(event_queue, watch, timeout=timeout, event_filter=event_filter,
+                         inotify_fd=inotify_fd)
+        self._on_overflow = on_overflow
+
+    def on_thread_start(self) -> None:
+        """InotifyEmitter's, with the watch group that reports overflows."""
+        self._inotify = _OverflowWatchGroup(
+            self._inotify_fd,
+            os.fsencode(self.watch.path),
+            is_recursive=self.watch.is_recursive,
+            event_mask=self.get_event_mask_from_filter(),
+            follow_symlink=self.watch.follow_symlink,
+            on_overflow=self._on_overflow,
+        )
+
+
+class Observer(InotifyObserver):
+    """watchdog's inotify observer, building :class:`OverflowEmitter` emitters (its own
+    constructor names its emitter class; the rest, stopping included, is inherited)."""
+
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        self._inotify_fd = InotifyFD()
+        self._inotify_fd.start()
+        BaseObserver.__init__(self, OverflowEmitter, inotify_fd=self._inotify_fd,
+                              on_overflow=on_overflow)
+
+
 def start_watcher(root: Path, hints: Hints) -> BaseObserver | None:
     """Start watching ``root`` recursively; None (with the fix logged) if the kernel refuses."""
-    observer = Observer()
+    observer = Observer(overflow_hint(hints))
     observer.schedule(_Handler(root, hints), os.fsdecode(root), recursive=True,
                       event_filter=list(WATCHED_EVENTS))
     try:
         observer.start()
     except OSError as exc:
+        stop_watcher(observer)  # its inotify instance and reader thread: retried every minute
         message = SYSCTL_FIX.get(exc.errno or 0, f"cannot watch {root}: {exc}; scans only")
         log.error("watcher unavailable", reason=message)
         return None
@@ -159,4 +242,5 @@ def stop_watcher(observer: BaseObserver | None, timeout: float = 5.0) -> None:
         observer.stop()
     except Exception as exc:  # watchdog's emitter can trip over a path exchanged under it
         log.warning("watcher did not stop cleanly", error=repr(exc))
-    observer.join(timeout=timeout)
+    if observer.ident is not None:  # one refused at start never ran
+        observer.join(timeout=timeout)
