@@ -28,11 +28,12 @@ class SyncedTree:
         return path
 
 
-def synced_tree(ctx: Context) -> SyncedTree:
-    """Build (or reuse) the tree of ``ctx.sizes.scan_files`` files, mtimes an hour old."""
-    n = ctx.sizes.scan_files
+def synced_tree(ctx: Context, n: int | None = None) -> SyncedTree:
+    """Build (or reuse) the tree of ``n`` files (default ``ctx.sizes.scan_files``), mtimes an
+    hour old."""
+    n = ctx.sizes.scan_files if n is None else n
     if n not in _CACHE:
-        work = ctx.workdir("synced-tree")
+        work = ctx.workdir(f"synced-tree-{n}")
         ctx.log(f"building a synced tree of {n} files")
         root = work / "root"
         tree = make_tree(root, n, 100, old_mtime=True)

@@ -37,7 +37,7 @@ from syncd.progress import PassProgress
 from syncd.quota import QuotaPause
 from syncd.reconcile import Reconciler, plan, snapshot
 from syncd.rootguard import RootGuard
-from syncd.scan import ScanResult, check_root, local_stat, merge, walk
+from syncd.scan import ScanResult, check_root, local_stat, scan_tree
 from syncd.throttle import WarnOnce
 from syncd.watcher import Hints
 from syncd.worker import SyncContext, Syncer, WorkerPool
@@ -182,11 +182,8 @@ class Daemon:
             raise SafetyStop(problem)
         self._skip_reasons = {}
         mark = self.queue.mark if mark_from is None else self._marker_from(mark_from)
-        result = merge(
-            walk(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped),
-            self.journal.iter_rows(),
-            mark,
-        )
+        result = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped,
+                           self.journal, mark)
         for path in [*result.vanished, *self.journal.gone_paths()]:
             self.queue.mark(path, settle=False)  # gone: a copy to replace, even after a restart
         self.unreadable = {
@@ -466,11 +463,8 @@ class Daemon:
         result = plan(listing, snapshot(self.journal), self.clock(),
                       max_missing_fraction=self.reconciler.max_missing_fraction)
         marked: list[str] = []
-        scanned = merge(
-            walk(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped),
-            self.journal.iter_rows(),
-            marked.append,
-        )
+        scanned = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped,
+                            self.journal, marked.append)
         for path in marked:
             print(f"upload  {path}", file=out)
         for path in scanned.vanished:

@@ -31,6 +31,13 @@ real files and then rename or delete within moments:
 only a regular file (never through a symlink, never a FIFO), at most ``MAX_IGNORE_FILE`` bytes;
 a line that is not UTF-8 or not a valid pattern is skipped with a warning (``warnings``), never
 stopping the daemon. Bad patterns in the config itself are the admin's and are refused.
+
+A scan asks about every entry of the tree, so the rules decide on the entry's NAME wherever the
+patterns allow it (:meth:`IgnoreRules.ignored_in`): a pattern without a slash matches a path
+exactly when it matches one of the path's components, so a name no such pattern can match, in a
+directory none of whose components they match, is not ignored, unless a pattern anchored to the
+root (or otherwise needing the whole path) matches. Whenever any pattern may match, pathspec
+decides on the whole path, so the answers are pathspec's, negations and all.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +58,9 @@ MAX_IGNORE_FILE = 1024 * 1024
 MAX_PATTERN = 4096
 VIM_PROBES = 10
 _SQLITE_SIDE = re.compile(r"(?s)(.+)-(?:wal|shm|journal)")
+_SIDE_SUFFIXES = ("-wal", "-shm", "-journal")
+# How the entries directly in a directory can be judged (see ``IgnoreRules.ignored_in``).
+EXACT, PATH, NAME = 0, 1, 2
 
 _ALNUM = "[A-Za-z0-9]"
 _UPPER_OR_DIGIT = "[A-Z0-9]"
@@ -95,12 +105,10 @@ class IgnoreRules:
     sources: tuple[str, ...]
     root: Path | None = None  # where to look for a SQLite side file's database
     warnings: tuple[str, ...] = ()  # lines of .syncdignore that were skipped, and why
-    # Every pattern's regex in one: a path none of them matches is not ignored, decided in one
-    # regex call instead of one per pattern (the scan asks this for every file in the tree).
-    _any: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _fast: _Prefilter = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_any", _any_pattern(self.spec))
+        object.__setattr__(self, "_fast", _Prefilter.of(self.spec, self.excluded))
 
     @classmethod
     def load(
@@ -135,15 +143,55 @@ class IgnoreRules:
         """Whether the ``/``-separated ``rel_path`` (relative to the root) is left out of sync."""
         if not rel_path:
             return False
-        if self.excluded and self._is_excluded(rel_path):
+        head, slash, name = rel_path.rpartition("/")
+        if not name or rel_path[0] == "/" or rel_path.startswith("./") or "//" in rel_path:
+            state = EXACT  # a shape pathspec normalizes: let it decide
+        elif head and any(self._fast.dirs.may_match(part) for part in head.split("/")):
+            state = EXACT
+        else:
+            state = PATH
+        return self.ignored_in(state, head + slash, name, is_dir)
+
+    def root_state(self) -> int:
+        """How entries directly under the root can be judged (see :meth:`ignored_in`)."""
+        return self._fast.root_state
+
+    def dir_state(self, parent: int, rel_dir: str, name: str) -> int:
+        """How entries directly in the directory ``rel_dir`` (named ``name``, in a directory of
+        state ``parent``) can be judged: EXACT, PATH or NAME (see :meth:`ignored_in`)."""
+        return self._fast.dir_state(parent, rel_dir, name)
+
+    def ignored_in(self, state: int, prefix: str, name: str, is_dir: bool) -> bool:
+        """:meth:`ignored` for the path ``prefix + name`` (``prefix`` is "" or ends with "/")
+        in a directory of ``state``: the same answer, found faster.
+
+        EXACT: ask pathspec. PATH: no component of the directory matches a name pattern, so only
+        the name, the excluded paths and the patterns that need the whole path can match. NAME:
+        as PATH, and no excluded path or whole-path pattern can match anything in the directory.
+        """
+        fast = self._fast
+        if state == NAME and not is_dir:  # most of a scan: may_match() inlined, in part
+            files = fast.files
+            if files.other is None and name[0] not in files.by_first and not name.endswith(
+                files.suffixes
+            ):
+                return False  # a name no pattern can match, nor a side file's
+        rel_path = prefix + name
+        if state != NAME and self.excluded and (
+            rel_path in self.excluded or rel_path.startswith(fast.excluded_dirs)
+        ):
             return True
-        if not is_dir and self._sqlite_side_file(rel_path):
+        if not is_dir and name.endswith(_SIDE_SUFFIXES) and self._sqlite_side_file(rel_path):
             return True
         # Directory-only patterns such as ``build/`` match a directory by its trailing slash.
         path = rel_path + "/" if is_dir else rel_path
-        if self._any is not None and self._any.search(path) is None:
-            return False
-        return self.spec.match_file(path)
+        if (
+            state == EXACT
+            or (fast.dirs if is_dir else fast.files).may_match(name)
+            or (state == PATH and fast.whole is not None and fast.whole(path) is not None)
+        ):
+            return self.spec.match_file(path)
+        return False
 
     def _sqlite_side_file(self, rel_path: str) -> bool:
         """``NAME-wal``/``-shm``/``-journal`` while ``NAME`` exists beside it."""
@@ -151,10 +199,6 @@ class IgnoreRules:
         if match is None or self.root is None:
             return False
         return os.path.lexists(self.root / match.group(1))
-
-    def _is_excluded(self, rel_path: str) -> bool:
-        """Whether ``rel_path`` is an excluded path or lies below one."""
-        return any(rel_path == e or rel_path.startswith(e + "/") for e in self.excluded)
 
     def __str__(self) -> str:
         """The rule sources, for a log line."""
@@ -233,21 +277,218 @@ def _compile(lines: Iterable[str]) -> pathspec.GitIgnoreSpec:
         raise
 
 
-def _any_pattern(spec: pathspec.GitIgnoreSpec) -> re.Pattern[str] | None:
-    """One regex matching wherever any of ``spec``'s patterns matches, or None if unsure."""
-    sources = []
-    for pattern in spec.patterns:
-        regex = getattr(pattern, "regex", None)
-        if getattr(pattern, "include", None) is None or regex is None:
-            continue  # a comment or blank line: matches nothing
-        text = regex.pattern
-        if not isinstance(text, str) or regex.flags & ~re.UNICODE or "(?P=" in text:
+# How the patterns are analysed for the fast path. pathspec compiles a pattern without a slash
+# (``*.swp``, ``build/``) to ``^(?:.+/)?G`` + a tail: ``(?:(?P<ps_d>/)|$)`` (it also matches a
+# file) or ``(?P<ps_d>/)`` (directories only), searched over the whole path. When G cannot match
+# a ``/``, it can only match a whole component, so such a pattern matches a path exactly when G
+# matches one of its components: a directory's in any case, the last one per the tail. Every
+# other pattern (anchored, holding a slash, or a G we cannot vouch for) is searched over the
+# whole path. A prefilter that says "may match" defers to pathspec; only "cannot" is final.
+_NAME_HEAD = "^(?:.+/)?"
+_FILE_TAIL = "(?:(?P<ps_d>/)|$)"
+_DIR_TAIL = "(?P<ps_d>/)"
+_META = frozenset(".^$*+?{}[]|()\\/")
+_QUANTIFIERS = ("*", "?", "{", "+")
+_ANY = "[^/]*"
+
+
+@dataclass(frozen=True)
+class _NameMatcher:
+    """Whether a name may fullmatch one of the G's: a suffix test, then small regexes chosen
+    by the name's first character."""
+
+    suffixes: tuple[str, ...] = ()
+    by_first: dict[str, re.Pattern[str]] = field(default_factory=dict)
+    other: re.Pattern[str] | None = None
+
+    @classmethod
+    def of(cls, bodies: Iterable[str], suffixes: Iterable[str] = ()) -> _NameMatcher:
+        """The matcher for the G's in ``bodies`` (each free of ``/`` and groups), also saying
+        "may match" for names with one of ``suffixes``."""
+        ends = set(suffixes)
+        by_first: dict[str, list[str]] = {}
+        other: list[str] = []
+        for body in bodies:
+            tokens = _tokens(body)
+            assert tokens is not None  # only analysable bodies get here
+            if body.startswith(_ANY) and all(kind == "lit" for kind, _ in tokens[2:]):
+                end = "".join(text for _, text in tokens[2:])
+                ends |= {end, end + "\n"}  # pathspec's ``$`` also matches before a final newline
+            elif tokens[0][0] == "lit" and (len(tokens) == 1 or tokens[1][0] != "op"):
+                by_first.setdefault(tokens[0][1], []).append(body)
+            else:
+                other.append(body)
+        return cls(
+            tuple(sorted(ends)),
+            {first: _alternation(group) for first, group in by_first.items()},
+            _alternation(other) if other else None,
+        )
+
+    def may_match(self, name: str) -> bool:
+        """False only if no G matches the (non-empty) ``name``."""
+        if name.endswith(self.suffixes):
+            return True
+        regex = self.by_first.get(name[0])
+        if regex is not None and regex.match(name) is not None:
+            return True
+        return self.other is not None and self.other.match(name) is not None
+
+
+@dataclass(frozen=True)
+class _Prefilter:
+    """What lets :meth:`IgnoreRules.ignored_in` say "not ignored" without asking pathspec."""
+
+    files: _NameMatcher  # name patterns that match a file's own name
+    dirs: _NameMatcher  # every name pattern: they all match a directory's name
+    whole: Callable[[str], re.Match[str] | None] | None  # the other patterns, on the whole path
+    whole_first: frozenset[str] | None  # what a path they match starts with (None: anything)
+    excluded: frozenset[str]
+    excluded_dirs: tuple[str, ...]  # each excluded path + "/"
+    root_state: int
+
+    @classmethod
+    def of(cls, spec: pathspec.GitIgnoreSpec, excluded: frozenset[str]) -> _Prefilter:
+        """Sort ``spec``'s patterns into name patterns and whole-path ones."""
+        files: list[str] = []
+        dirs: list[str] = []
+        whole: list[str] = []
+        exact = False
+        for pattern in spec.patterns:
+            regex = getattr(pattern, "regex", None)
+            if getattr(pattern, "include", None) is None or regex is None:
+                continue  # a comment or blank line: matches nothing
+            text = regex.pattern
+            if not isinstance(text, str) or regex.flags & ~re.UNICODE or "(?P=" in text:
+                exact = True  # nothing we can combine: pathspec decides every path
+                continue
+            body = _name_body(text)
+            if body is None:
+                whole.append(text)
+            else:
+                dirs.append(body[0])
+                if not body[1]:
+                    files.append(body[0])
+        excluded_dirs = tuple(e + "/" for e in sorted(excluded))
+        first = [_anchored_first(text) for text in whole]
+        whole_first = None if None in first else frozenset(c for c in first if c is not None)
+        root = EXACT if exact else PATH if whole or excluded else NAME
+        # A file's matcher also flags SQLite's side files, so one test covers a file's name.
+        return cls(_NameMatcher.of(files, _SIDE_SUFFIXES), _NameMatcher.of(dirs), _whole(whole),
+                   whole_first,
+                   excluded, excluded_dirs, root)
+
+    def dir_state(self, parent: int, rel_dir: str, name: str) -> int:
+        """The state of directory ``rel_dir`` (see :meth:`IgnoreRules.ignored_in`)."""
+        if parent == EXACT or self.dirs.may_match(name):
+            return EXACT
+        if self.whole is not None and (self.whole_first is None or rel_dir[0] in self.whole_first):
+            return PATH
+        below = rel_dir + "/"
+        if any(e == rel_dir or e.startswith(below) or below.startswith(e + "/")
+               for e in self.excluded):
+            return PATH
+        return NAME
+
+
+def _name_body(text: str) -> tuple[str, bool] | None:
+    """(G, directories only) for a name pattern's regex, or None: it needs the whole path."""
+    if not text.startswith(_NAME_HEAD):
+        return None
+    for tail, dir_only in ((_FILE_TAIL, False), (_DIR_TAIL, True)):
+        body = text[len(_NAME_HEAD):-len(tail)]
+        if text.endswith(tail) and body and _tokens(body) is not None:
+            return body, dir_only
+    return None
+
+
+def _tokens(body: str) -> list[tuple[str, str]] | None:
+    """``body`` as ("lit", char), ("class", text) and ("op", char) tokens; None if it might
+    match a ``/`` or holds anything else (groups, alternatives, ``.``, escapes like ``\\W``)."""
+    tokens: list[tuple[str, str]] = []
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if char == "\\":
+            escaped = body[i + 1:i + 2]
+            if not escaped or escaped.isalnum() or escaped == "/":
+                return None
+            tokens.append(("lit", escaped))
+            i += 2
+        elif char == "[":
+            end = _class_end(body, i)
+            if end is None or _matches_slash(body[i:end]):
+                return None
+            tokens.append(("class", body[i:end]))
+            i = end
+        elif char in ("*", "?", "+"):
+            tokens.append(("op", char))
+            i += 1
+        elif char in _META:
             return None
-        # Group names repeat across patterns; the union only needs to know "some match".
-        sources.append(re.sub(r"\(\?P<[^>]+>", "(?:", text))
-    if not sources:
-        return re.compile(r"(?!)")
-    return re.compile("|".join(f"(?:{source})" for source in sources))
+        else:
+            tokens.append(("lit", char))
+            i += 1
+    return tokens
+
+
+def _class_end(body: str, start: int) -> int | None:
+    """The index just past the character class opening at ``start``, or None."""
+    i = start + 1
+    if body[i:i + 1] == "^":
+        i += 1
+    if body[i:i + 1] == "]":
+        i += 1
+    while i < len(body):
+        if body[i] == "\\":
+            i += 2
+        elif body[i] == "]":
+            return i + 1
+        elif body[i] == "[":
+            return None  # a nested set: not what pathspec writes
+        else:
+            i += 1
+    return None
+
+
+def _matches_slash(char_class: str) -> bool:
+    """Whether a character class matches ``/`` (True if it does not compile)."""
+    try:
+        return re.fullmatch(char_class, "/") is not None
+    except re.error:
+        return True
+
+
+def _anchored_first(text: str) -> str | None:
+    """The character that starts every path a whole-path regex matches, or None if any may."""
+    for tail in (_FILE_TAIL, _DIR_TAIL):
+        if text.endswith(tail):
+            text = text[:-len(tail)]
+            break
+    if not text.startswith("^") or "|" in text or "(" in text:
+        return None
+    body = text[1:]
+    if body[:1] == "\\" and body[1:2] and not body[1].isalnum():
+        first, rest = body[1], body[2:]
+    elif body[:1] and body[0] not in _META:
+        first, rest = body[0], body[1:]
+    else:
+        return None
+    return None if rest[:1] in _QUANTIFIERS else first
+
+
+def _alternation(bodies: list[str]) -> re.Pattern[str]:
+    """One regex matching a name that one of ``bodies`` matches (with pathspec's ``$``)."""
+    return re.compile("(?:" + "|".join(f"(?:{body})" for body in bodies) + ")$")
+
+
+def _whole(texts: list[str]) -> Callable[[str], re.Match[str] | None] | None:
+    """One search over the whole path for the regexes in ``texts`` (None: there are none)."""
+    if not texts:
+        return None
+    # Group names repeat across patterns; the union only needs to know "some match".
+    regex = re.compile("|".join(f"(?:{re.sub(r'[(][?]P<[^>]+>', '(?:', t)})" for t in texts))
+    # Anchored at the start (as pathspec's anchored patterns are), a match is a search.
+    return regex.match if all(t.startswith("^") for t in texts) else regex.search
 
 
 def _relative_inside(root: Path, path: Path) -> str | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import itertools
 import os
 import sqlite3
 import stat
@@ -37,6 +38,9 @@ from syncd.errors import JournalError, JournalLockedError, JournalMismatchError
 from syncd.localstat import LocalStat
 
 CHUNK_ROWS = 500  # rows per iter_rows query: flat memory, and the lock is released in between
+SCAN_CHUNK_ROWS = 5000  # rows per scan_rows query: plain tuples, a few ms under the lock
+# (path bytes, size of a copy that proves the content or None, its mtime_ns, ino)
+ScanRow = tuple[bytes, int | None, int | None, int | None]
 BUSY_TIMEOUT_MS = 5000
 _LOCK_TRIES = 5
 _LOCK_RETRY_S = 0.02
@@ -554,6 +558,26 @@ class Journal:
             if len(chunk) < chunk_rows:
                 return
             chunk = self._select(sql, chunk[-1][0], chunk_rows)
+
+    def scan_rows(self, racy_ns: int, chunk_rows: int = SCAN_CHUNK_ROWS) -> Iterator[ScanRow]:
+        """Every path as the scan needs it, in byte order: (path bytes, size, mtime_ns, ino) of
+        its synced copy, with size None unless that stat proves the content: the row has a
+        copy, no failure, and an mtime older than ``racy_ns`` before the copy was recorded
+        (``decide.is_racy``). Plain tuples, a chunk at a time (the lock is not held between)."""
+        return itertools.chain.from_iterable(self._scan_chunks(racy_ns, chunk_rows))
+
+    def _scan_chunks(self, racy_ns: int, chunk_rows: int) -> Iterator[list[ScanRow]]:
+        # CAST truncates toward zero as Python's int() does, on the same double product.
+        cols = ("path, CASE WHEN file_id IS NOT NULL AND fail_kind IS NULL"
+                " AND mtime_ns < CAST(synced_at * 1e9 AS INTEGER) - ? THEN size END,"
+                " mtime_ns, ino FROM files")
+        chunk = self._select(f"SELECT {cols} ORDER BY path LIMIT ?", racy_ns, chunk_rows)
+        sql = f"SELECT {cols} WHERE path > ? ORDER BY path LIMIT ?"
+        while True:
+            yield chunk
+            if len(chunk) < chunk_rows:
+                return
+            chunk = self._select(sql, racy_ns, chunk[-1][0], chunk_rows)
 
     def rows_under(self, dir_path: str) -> list[FileRow]:
         """Rows whose path lies below directory ``dir_path`` ("" is the root: every row)."""

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from syncd.decide import RACY_WINDOW_NS, is_racy
 from syncd.errors import SafetyStop
 from syncd.ignore import IgnoreRules
 from syncd.journal import Failure, Journal, Synced
 from syncd.localstat import LocalStat
-from syncd.scan import ScanResult, Unreadable, check_root, local_stat, merge, walk
+from syncd.scan import (
+    Run,
+    ScanResult,
+    Unreadable,
+    check_root,
+    local_stat,
+    merge,
+    needs_look,
+    scan_tree,
+    walk,
+)
 
 LATIN1 = os.fsdecode(b"caf\xe9.txt")  # not UTF-8: decodes to a lone surrogate
 
@@ -235,8 +247,7 @@ def test_merge_marks_only_what_may_have_changed(root: Path, journal: Journal) ->
     racy_copy = synced_for(racy, "racy", synced_at=stat_of(racy).mtime_ns / 1e9 + 0.5)
     journal.commit_upload("racy.txt", racy_copy, None)
     marked: list[str] = []
-    result = merge(walk(root, IgnoreRules.load(root), False, Skips()), journal.iter_rows(),
-                   marked.append)
+    result = scan_tree(root, IgnoreRules.load(root), False, Skips(), journal, marked.append)
     expected = (["changed.txt", "failed.txt", "new.txt", "racy.txt"],
                 ScanResult(files=5, bytes=4 + 7 + 4 + 6 + 3, marked=4, marked_bytes=7 + 6 + 3 + 4))
     assert expected == (marked, result)
@@ -248,8 +259,7 @@ def test_merge_reports_vanished_rows(root: Path, journal: Journal) -> None:
     for rel in ["a.txt", "m.txt", "sub/z.txt", "zz.txt"]:
         journal.commit_upload(rel, synced_for(keep, rel), None)
     marked: list[str] = []
-    result = merge(walk(root, IgnoreRules.load(root), False, Skips()), journal.iter_rows(),
-                   marked.append)
+    result = scan_tree(root, IgnoreRules.load(root), False, Skips(), journal, marked.append)
     expected = ([], ["a.txt", "sub/z.txt", "zz.txt"])
     assert expected == (marked, result.vanished)
 
@@ -259,8 +269,8 @@ def test_merge_does_not_vanish_rows_under_an_unreadable_dir(root: Path, journal:
     keep = write(root, "m.txt")
     for rel in ["sub/a.txt", "sub/deep/b.txt", "sub2/c.txt", "sub-d.txt"]:
         journal.commit_upload(rel, synced_for(keep, rel), None)
-    local: list[tuple[str, LocalStat] | Unreadable] = [Unreadable("sub")]
-    result = merge(iter(local), journal.iter_rows(), lambda _: None)
+    local: list[Run | Unreadable] = [Unreadable("sub")]
+    result = merge(iter(local), journal.scan_rows(RACY_WINDOW_NS), lambda _: None)
     expected = (["sub-d.txt", "sub2/c.txt"], ["sub"])
     assert expected == (result.vanished, result.unreadable)
 
@@ -269,9 +279,10 @@ def test_merge_with_unreadable_root_vanishes_nothing(root: Path, journal: Journa
     """An unreadable root makes every row unknown."""
     keep = write(root, "m.txt")
     journal.commit_upload("a.txt", synced_for(keep, "a"), None)
-    local: list[tuple[str, LocalStat] | Unreadable] = [Unreadable("")]
+    local: list[Run | Unreadable] = [Unreadable("")]
     expected: list[str] = []
-    assert expected == merge(iter(local), journal.iter_rows(), lambda _: None).vanished
+    assert expected == merge(iter(local), journal.scan_rows(RACY_WINDOW_NS),
+                             lambda _: None).vanished
 
 
 def test_merge_matches_non_utf8_paths(root: Path, journal: Journal) -> None:
@@ -280,8 +291,7 @@ def test_merge_matches_non_utf8_paths(root: Path, journal: Journal) -> None:
     write(root, "b.txt", b"b")
     journal.commit_upload(LATIN1, synced_for(path, "latin"), None)
     marked: list[str] = []
-    result = merge(walk(root, IgnoreRules.load(root), False, Skips()), journal.iter_rows(),
-                   marked.append)
+    result = scan_tree(root, IgnoreRules.load(root), False, Skips(), journal, marked.append)
     expected = (["b.txt"], [])
     assert expected == (marked, result.vanished)
 
@@ -302,3 +312,59 @@ def test_check_root_refuses_a_file(tmp_path: Path) -> None:
     """A root that is a file is a safety stop."""
     with pytest.raises(SafetyStop, match="not a directory"):
         check_root(write(tmp_path, "file"))
+
+
+def test_scan_marks_what_needs_look_marks(root: Path, journal: Journal) -> None:
+    """The tuple merge marks exactly the files needs_look() marks on the journal's FileRows:
+    new, failed (transient or permanent), never synced, changed in size, mtime or inode, racy."""
+    rng = random.Random(11)
+    for i in range(300):
+        path = write(root, f"d{i % 7}/f{i:03d}.txt", b"x" * (i % 5))
+        info = stat_of(path)
+        kind = i % 9
+        if kind == 0:
+            continue  # new: no row
+        copy = synced_for(path, f"n{i}")
+        if kind == 1:
+            copy = Synced(copy.file_id, copy.remote_name, copy.sha256, info.size + 1,
+                          info.mtime_ns, info.ino, "text/plain", copy.synced_at)
+        elif kind == 2:
+            copy = Synced(copy.file_id, copy.remote_name, copy.sha256, info.size,
+                          info.mtime_ns - 1, info.ino, "text/plain", copy.synced_at)
+        elif kind == 3:
+            copy = Synced(copy.file_id, copy.remote_name, copy.sha256, info.size,
+                          info.mtime_ns, info.ino + 1, "text/plain", copy.synced_at)
+        elif kind == 4:  # recorded around the racy window's edge
+            edge = (info.mtime_ns + RACY_WINDOW_NS) / 1e9 + rng.choice([-1e-6, 0.0, 1e-6, 0.5])
+            copy = synced_for(path, f"n{i}", synced_at=edge)
+        if kind != 5:
+            journal.commit_upload(f"d{i % 7}/f{i:03d}.txt", copy, None)
+        if kind in (5, 6, 7):
+            fail = "permanent" if kind == 7 else "transient"
+            journal.record_failure(f"d{i % 7}/f{i:03d}.txt", Failure(fail, "x", 1, 0.0, info))
+    rules = IgnoreRules.load(root)
+    expected = [rel for rel, local in (i for i in walk(root, rules, False, Skips())
+                                       if isinstance(i, tuple))
+                if needs_look(local, journal.get(rel))]
+    marked: list[str] = []
+    scan_tree(root, rules, False, Skips(), journal, marked.append)
+    assert expected == marked
+    assert 0 < len(marked) < 300
+
+
+def test_scan_rows_trust_a_stat_as_is_racy_does(journal: Journal) -> None:
+    """scan_rows() gives a size (the stat proves the content) exactly when is_racy() is false,
+    at and around the window's edge and for sub-nanosecond float times."""
+    rng = random.Random(5)
+    cases = []
+    for i in range(2000):
+        synced_at = rng.uniform(1.0e9, 2.0e9) if i % 2 else round(rng.uniform(1.0e9, 2.0e9), 3)
+        edge = int(synced_at * 1e9) - RACY_WINDOW_NS
+        mtime_ns = edge + rng.choice([-2, -1, 0, 1, 2, -(10**9), 10**9])
+        cases.append((f"f{i:05d}", mtime_ns, synced_at))
+        journal.commit_upload(f"f{i:05d}", Synced(f"file_{i}", f"f{i}", "ab" * 32, 1, mtime_ns,
+                                                  i, "text/plain", synced_at), None)
+    expected = [not is_racy(mtime_ns, synced_at) for _, mtime_ns, synced_at in cases]
+    actual = [row[1] is not None for row in journal.scan_rows(RACY_WINDOW_NS, chunk_rows=300)]
+    assert expected == actual
+    assert 0 < sum(expected) < len(expected)
