@@ -184,6 +184,11 @@ class JournalCounts:
     reuploads: int = 0  # copies missing, expired or due for renewal, not yet replaced
 
 
+# A row's remote copy as reconcile reads it (Journal.iter_copies):
+# (path, file_id, synced_at, expires_at, gone: marked for upload again).
+Copy = tuple[str, str, float, float | None, bool]
+
+
 _SYNCED_COLS = (
     "file_id, remote_name, sha256, size, mtime_ns, ino, mime_type, synced_at, expires_at"
 )
@@ -355,6 +360,7 @@ class Journal:
         self._lock_fd = lock_fd
         self._readonly = readonly
         self._mutex = threading.Lock()  # sqlite3 connections must not run two statements at once
+        self._counted: int | None = None  # data_version when the counters were last reset
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -772,22 +778,38 @@ class Journal:
     # -- totals and meta -------------------------------------------------------------------
 
     def counts(self) -> JournalCounts:
-        """Totals for status output, from one consistent snapshot."""
-        with self._read() as conn:
-            synced, synced_bytes, errors, retrying, reuploads = conn.execute(
-                "SELECT"
-                " COUNT(*) FILTER (WHERE file_id IS NOT NULL AND fail_kind IS NULL),"
-                " TOTAL(size) FILTER (WHERE file_id IS NOT NULL AND fail_kind IS NULL),"
-                " COUNT(*) FILTER (WHERE fail_kind = 'permanent'),"
-                " COUNT(*) FILTER (WHERE fail_kind = 'transient'),"
-                " COUNT(*) FILTER (WHERE gone IS NOT NULL)"
-                " FROM files"
-            ).fetchone()
-            intents = conn.execute("SELECT COUNT(*) FROM intents").fetchone()[0]
-            tombstones = conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0]
-        return JournalCounts(
-            synced, int(synced_bytes), errors, retrying, intents, tombstones, reuploads
-        )
+        """Totals for status output, from one consistent snapshot.
+
+        The daemon asks twice a second: a writable journal keeps them as counters (temporary
+        triggers of this connection count its own writes; ``data_version`` tells when another
+        connection wrote, and then everything is counted again). A reader counts every row.
+        """
+        with self._read() as conn:  # the counters live in the temp schema: no write lock
+            if self._readonly:
+                return _count(conn)
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            row = conn.execute(_COUNTERS_READ).fetchone() if self._counted == version else None
+            if row is None or row[-1] != len(_COUNTER_TRIGGERS):
+                counts = _count(conn)
+                _reset_counters(conn, counts)
+                self._counted = version
+                return counts
+        synced, synced_bytes, errors, retrying, intents, tombstones, reuploads, _ = row
+        return JournalCounts(synced, synced_bytes, errors, retrying, intents, tombstones,
+                             reuploads)
+
+    def iter_copies(self, chunk_rows: int = 5000) -> Iterator[Copy]:
+        """Every row with a remote copy, as reconcile needs it, in path byte order, a chunk at
+        a time (like :meth:`iter_rows`, without building a FileRow for each of a million)."""
+        sql = ("SELECT path, file_id, synced_at, expires_at, gone IS NOT NULL FROM files"
+               " WHERE file_id IS NOT NULL AND path > ? ORDER BY path LIMIT ?")
+        last = b""
+        while True:
+            chunk = self._select(sql, last, chunk_rows)
+            yield from ((os.fsdecode(r[0]), r[1], r[2], r[3], bool(r[4])) for r in chunk)
+            if len(chunk) < chunk_rows:
+                return
+            last = chunk[-1][0]
 
     def get_meta(self, key: str) -> str | None:
         """A meta value, or None if unset."""
@@ -847,3 +869,76 @@ def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+# Counters for counts(): one row in this connection's temp schema, kept by temp triggers.
+_FILE_TERMS = {  # counter: what one row of files adds to it ({0}: OLD or NEW)
+    "synced": "({0}.file_id IS NOT NULL AND {0}.fail_kind IS NULL)",
+    "synced_bytes": "(CASE WHEN {0}.file_id IS NOT NULL AND {0}.fail_kind IS NULL"
+                    " THEN IFNULL({0}.size, 0) ELSE 0 END)",
+    "errors": "({0}.fail_kind IS 'permanent')",
+    "retrying": "({0}.fail_kind IS 'transient')",
+    "reuploads": "({0}.gone IS NOT NULL)",
+}
+
+
+def _files_delta(minus: str | None, plus: str | None) -> str:
+    """``counter = counter - term(minus) + term(plus)`` for every counter of files."""
+    return ", ".join(
+        f"{name} = {name}" + (f" - {term.format(minus)}" if minus else "")
+        + (f" + {term.format(plus)}" if plus else "")
+        for name, term in _FILE_TERMS.items()
+    )
+
+
+_COUNTER_TRIGGERS = {
+    "files_ins": ("AFTER INSERT ON main.files", _files_delta(None, "NEW")),
+    "files_del": ("AFTER DELETE ON main.files", _files_delta("OLD", None)),
+    "files_upd": ("AFTER UPDATE OF file_id, size, fail_kind, gone ON main.files",
+                  _files_delta("OLD", "NEW")),
+    "intents_ins": ("AFTER INSERT ON main.intents", "intents = intents + 1"),
+    "intents_del": ("AFTER DELETE ON main.intents", "intents = intents - 1"),
+    "tombs_ins": ("AFTER INSERT ON main.tombstones", "tombstones = tombstones + 1"),
+    "tombs_del": ("AFTER DELETE ON main.tombstones", "tombstones = tombstones - 1"),
+}
+_COUNTERS_READ = (
+    "SELECT synced, synced_bytes, errors, retrying, intents, tombstones, reuploads,"
+    " (SELECT COUNT(*) FROM temp.sqlite_master WHERE type = 'trigger'"
+    " AND name LIKE 'syncd_count_%') FROM temp.syncd_counts"
+)
+
+
+def _count(conn: sqlite3.Connection) -> JournalCounts:
+    """Count every row (the only way for a reader; the daemon does it when counters reset)."""
+    synced, synced_bytes, errors, retrying, reuploads = conn.execute(
+        "SELECT"
+        " COUNT(*) FILTER (WHERE file_id IS NOT NULL AND fail_kind IS NULL),"
+        " TOTAL(size) FILTER (WHERE file_id IS NOT NULL AND fail_kind IS NULL),"
+        " COUNT(*) FILTER (WHERE fail_kind = 'permanent'),"
+        " COUNT(*) FILTER (WHERE fail_kind = 'transient'),"
+        " COUNT(*) FILTER (WHERE gone IS NOT NULL)"
+        " FROM files"
+    ).fetchone()
+    intents = conn.execute("SELECT COUNT(*) FROM intents").fetchone()[0]
+    tombstones = conn.execute("SELECT COUNT(*) FROM tombstones").fetchone()[0]
+    return JournalCounts(
+        synced, int(synced_bytes), errors, retrying, intents, tombstones, reuploads
+    )
+
+
+def _reset_counters(conn: sqlite3.Connection, counts: JournalCounts) -> None:
+    """(Re)create the counters at ``counts`` and the triggers that keep them."""
+    # A REPLACE that deletes a row fires the delete trigger only with recursive triggers on.
+    conn.execute("PRAGMA recursive_triggers = ON")
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS syncd_counts (synced INTEGER, synced_bytes INTEGER,"
+        " errors INTEGER, retrying INTEGER, intents INTEGER, tombstones INTEGER,"
+        " reuploads INTEGER)"
+    )
+    conn.execute("DELETE FROM temp.syncd_counts")
+    conn.execute("INSERT INTO temp.syncd_counts VALUES (?, ?, ?, ?, ?, ?, ?)",
+                 dataclasses.astuple(counts))
+    for name, (when, change) in _COUNTER_TRIGGERS.items():
+        conn.execute(f"DROP TRIGGER IF EXISTS temp.syncd_count_{name}")
+        conn.execute(f"CREATE TEMP TRIGGER syncd_count_{name} {when}"
+                     f" BEGIN UPDATE syncd_counts SET {change}; END")

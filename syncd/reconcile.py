@@ -17,13 +17,18 @@ upload committed while paging is never mistaken for an orphan):
 
 A listing that never ends (a server handing out fresh cursors forever) is cut off at 10 times
 the pages of the last complete listing plus 100, and fails like any incomplete listing.
+
+Memory: the listing is streamed into a compact :class:`~syncd.listing.Listing` (our known ids
+entered first, File objects kept only for files we did not know), and the snapshot only counts
+the copies the listing shows unexpired (:class:`Shown`): a million files cost about 90 bytes
+each at the peak, not a File object and an :class:`Ours` each.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
@@ -35,6 +40,7 @@ from syncd.deletes import DeleteGate, delete_owed, guard_problem
 from syncd.dirtyqueue import DirtyQueue
 from syncd.errors import LocalFileError
 from syncd.journal import FileRow, Intent, Journal, Synced
+from syncd.listing import Listing
 from syncd.localfs import hash_unchanged
 from syncd.manifest import rfc3339
 from syncd.worker import SyncContext
@@ -80,17 +86,33 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """Our copies a listing shows, unexpired at ``listed_since``: marked at their index in
+    that listing and counted, not held as :class:`Ours` (a million of them would fill memory;
+    plan() would only skip them)."""
+
+    listing: Listing
+    listed_since: float
+    marks: bytearray  # OURS at the index of each such copy, UNLISTED at entries not listed
+    count: int
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The journal as reconcile needs it."""
 
-    synced: Mapping[str, Ours]  # file_id -> our copy
+    synced: Mapping[str, Ours]  # file_id -> our copy (those in ``shown`` left out)
     tombstoned: frozenset[str]
     intents: tuple[Intent, ...]
     rows: Mapping[str, FileRow] = field(default_factory=dict)  # rows of intents' paths
+    shown: Shown | None = None
+
+
+OURS, RECENT, UNLISTED = 1, 2, 3  # what plan() finds an entry of the listing to be (0: not ours)
 
 
 def plan(
-    listing: Iterable[RemoteFile],
+    listing: Listing | Iterable[RemoteFile],
     snap: Snapshot,
     listed_since: float,
     held: frozenset[str] = frozenset(),
@@ -103,22 +125,27 @@ def plan(
     ``clock_skew``: seconds the service's clock runs ahead of ours (negative: behind), as the
     client learnt it; a service behind us stamps our lost uploads earlier than their intents.
     """
-    by_id = {f.id: f for f in listing}
-    missing = _missing(by_id, snap, listed_since, held)
-    ours = sum(1 for f in by_id if f in snap.synced or f in snap.tombstoned)
-    others = [
-        f for f in by_id.values()
-        if f.id not in snap.synced and f.id not in snap.tombstoned and f.id not in recently_deleted
-    ]
-    unknown = [f for f in others if not f.scoped]  # a session's output is never ours
+    listed = listing if isinstance(listing, Listing) else Listing.of(listing)
+    shown = snap.shown
+    if shown is not None and (shown.listing is not listed or shown.listed_since != listed_since):
+        raise ValueError("the snapshot was taken against another listing")
+    # Per entry: OURS, RECENT, UNLISTED or 0 (listed, not ours).
+    seen = bytearray(shown.marks) if shown else listed.marks(UNLISTED)
+    missing = _missing(listed, snap, listed_since, held, seen)
+    synced = len(snap.synced) + (shown.count if shown else 0)
+    _mark(listed, snap.tombstoned, seen, OURS)
+    _mark(listed, recently_deleted, seen, RECENT)
+    ours, others = seen.count(OURS), seen.count(0)
+    # A session's output is never ours; nor is a file listed without details (see listing).
+    unknown = [f for i, f in listed.details() if not seen[i] and not f.scoped]
     unexplained = sum(1 for m in missing if m.reason == "missing")
     refused = guard_problem(
-        unexplained, len(snap.synced), max_missing_fraction,
-        f"the listing lacks {unexplained} of our {len(snap.synced)} synced files; nothing"
+        unexplained, synced, max_missing_fraction,
+        f"the listing lacks {unexplained} of our {synced} synced files; nothing"
         " forgotten or re-uploaded", REUPLOAD_OVERRIDE + " or raise [sync] max_missing_fraction",
     )
     if refused:
-        return Plan(foreign=len(others), ours=ours, refused=refused)
+        return Plan(foreign=others, ours=ours, refused=refused)
     slack = CLOCK_SKEW + min(max(0.0, -clock_skew), MAX_SKEW)
     adopt, orphans, spent = _match_intents(unknown, snap, listed_since, held, slack)
     matched = {f.id for _, f in adopt} | {f.id for _, f in orphans}
@@ -127,27 +154,44 @@ def plan(
         adopt=tuple(adopt),
         orphans=tuple(orphans),
         spent_intents=tuple(spent),
-        foreign=len(others) - len(matched),
+        foreign=others - len(matched),
         ours=ours,
     )
 
 
+def _mark(listed: Listing, ids: Iterable[str], seen: bytearray, what: int) -> None:
+    """Mark the listed files among ``ids`` as ``what``, unless already marked."""
+    for file_id in ids:
+        index = listed.index(file_id)
+        if index >= 0 and not seen[index]:
+            seen[index] = what
+
+
 def _missing(
-    by_id: Mapping[str, RemoteFile], snap: Snapshot, listed_since: float, held: frozenset[str]
+    listed: Listing, snap: Snapshot, listed_since: float, held: frozenset[str],
+    seen: bytearray,
 ) -> tuple[Missing, ...]:
-    """Our copies the listing lacks or shows expired (at ``listed_since``), path order."""
+    """Our copies the listing lacks or shows expired (at ``listed_since``), path order; marks
+    the listed ones OURS in ``seen``."""
     found: list[Missing] = []
     for file_id, ours in snap.synced.items():
+        index = listed.index(file_id)
+        if index >= 0:
+            seen[index] = OURS
         if ours.gone or ours.synced_at >= listed_since or ours.path in held:
             continue
-        listed = by_id.get(file_id)
-        expires = listed.expires_at.timestamp() if listed and listed.expires_at else None
-        expires = expires if expires is not None else ours.expires_at
-        if expires is not None and expires <= listed_since:
+        listed_expiry = listed.expires_at(index) if index >= 0 else None
+        if _expired(listed_expiry, ours.expires_at, listed_since):
             found.append(Missing(ours.path, file_id, "expired"))
-        elif listed is None:
+        elif index < 0:
             found.append(Missing(ours.path, file_id, "missing"))
     return tuple(sorted(found))
+
+
+def _expired(listed: float | None, recorded: float | None, listed_since: float) -> bool:
+    """True if a copy expired by ``listed_since`` (the listing's word first, else ours)."""
+    expires = listed if listed is not None else recorded
+    return expires is not None and expires <= listed_since
 
 
 def _match_intents(
@@ -225,8 +269,8 @@ class Reconciler:
         remote = client or ctx.client
         started = ctx.clock()
         t0 = time.monotonic()
-        listing = self._list(remote)
-        snap = snapshot(ctx.journal)
+        listing = self._list(remote, _our_ids(ctx.journal))
+        snap = snapshot(ctx.journal, listing, started)
         recent = frozenset(self.gate.recently_deleted())
         result = plan(listing, snap, started, ctx.queue.held(), recent, self.max_missing_fraction,
                       remote.clock_skew())
@@ -240,24 +284,25 @@ class Reconciler:
         ctx.metrics.reconciled(ctx.clock())
         self.last = result
         log.info(
-            "reconciled", listed=len(listing), ours=result.ours, foreign=result.foreign,
+            "reconciled", listed=listing.sightings, ours=result.ours, foreign=result.foreign,
             missing=len(result.missing), adopted=len(result.adopt),
             orphans_deleted=len(result.orphans), refused=bool(result.refused),
             duration_ms=round((time.monotonic() - t0) * 1000, 1),
         )
         return result
 
-    def _list(self, client: FilesClient) -> list[RemoteFile]:
-        """The whole listing, at most 10 x the pages of the last complete one + 100 pages."""
+    def _list(self, client: FilesClient, ours: Iterable[str]) -> Listing:
+        """The whole listing, at most 10 x the pages of the last complete one + 100 pages,
+        streamed into a compact :class:`Listing` expecting ``ours`` (kept without details)."""
         journal = self.ctx.journal
         known = journal.get_meta(PAGES_META) or ""
         estimate = math.ceil(journal.counts().synced / LIST_LIMIT)  # no listing yet: the journal
         last = max(int(known) if known.isdigit() else 0, estimate)
         pages = [0]
-        listing = list(client.iter_files(
+        listing = Listing.of(client.iter_files(
             max_pages=PAGE_CAP_FACTOR * last + PAGE_CAP_MARGIN,
             on_page=lambda n: pages.__setitem__(0, n),
-        ))
+        ), ours)
         journal.set_meta(PAGES_META, str(pages[0]))
         return listing
 
@@ -313,16 +358,37 @@ def _claimed(queue: DirtyQueue, path: str, action: Callable[[], None]) -> bool:
     return True
 
 
-def snapshot(journal: Journal) -> Snapshot:
-    """Read what reconcile needs from the journal."""
+def snapshot(
+    journal: Journal, listing: Listing | None = None, listed_since: float = math.inf
+) -> Snapshot:
+    """Read what reconcile needs from the journal.
+
+    Given the listing it is for (and when that began), the copies the listing shows unexpired
+    are only marked and counted (:class:`Shown`), so memory stays small however many there
+    are; plan() must then get that same listing and time.
+    """
     synced: dict[str, Ours] = {}
-    for row in journal.iter_rows():
-        if row.synced is not None:
-            s = row.synced
-            synced[s.file_id] = Ours(row.path, s.synced_at, s.expires_at, row.gone is not None)
+    marks = listing.marks(UNLISTED) if listing is not None else bytearray()
+    count = 0
+    for path, file_id, synced_at, expires_at, gone in journal.iter_copies():
+        index = listing.index(file_id) if listing is not None else -1
+        if listing is not None and index >= 0 and not _expired(
+            listing.expires_at(index), expires_at, listed_since
+        ):
+            count += not marks[index]
+            marks[index] = OURS
+        else:
+            synced[file_id] = Ours(path, synced_at, expires_at, gone)
     intents = tuple(journal.intents())
     rows = {i.path: r for i in intents if (r := journal.get(i.path)) is not None}
     tombstoned = frozenset(t.file_id for t in journal.tombstones())
-    return Snapshot(synced, tombstoned, intents, rows)
+    shown = Shown(listing, listed_since, marks, count) if listing is not None else None
+    return Snapshot(synced, tombstoned, intents, rows, shown)
 
 
+def _our_ids(journal: Journal) -> Iterator[str]:
+    """The file ids the journal knows before a listing (what the listing is expected to show)."""
+    for copy in journal.iter_copies():
+        yield copy[1]
+    for tomb in journal.tombstones():
+        yield tomb.file_id
