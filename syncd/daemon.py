@@ -18,6 +18,7 @@ from typing import TextIO
 
 import structlog
 
+from syncd import dirtyqueue
 from syncd.client import FilesClient, WorkspaceGuard
 from syncd.config import Settings, resolve_api_key
 from syncd.deletes import DeleteGate, delete_owed, flush_tombstones
@@ -86,7 +87,8 @@ class Daemon:
             self.journal.close()
             raise
         sync = settings.sync
-        self.queue = DirtyQueue(sync.settle_seconds, sync.settle_max_seconds, clock=clock)
+        self.queue = DirtyQueue(sync.settle_seconds, sync.settle_max_seconds,
+                                max_size=dirtyqueue.MAX_SIZE, clock=clock)
         self.gate = DeleteGate(sync.max_delete_fraction, self.options.allow_mass_delete)
         self.warn = WarnOnce()
         self.ctx = SyncContext(
@@ -108,6 +110,7 @@ class Daemon:
         self._skip_reasons: dict[str, str] = {}
         self.drained = True
         self._rescan_reason: str | None = None
+        self._rescan_owed = 0  # dropped marks the running rescan is finding again
         self._reload: Reload | None = None
         self._published: dict[str, str] = {}
 
@@ -163,12 +166,19 @@ class Daemon:
         """A full scan from the loop; a refused scan is logged, not fatal."""
         reason = self._rescan_reason or ("queue overflow" if self.queue.overflowed else "timer")
         self._rescan_reason = None
-        self.queue.clear_overflow()
+        self._rescan_owed = self.queue.clear_overflow()
         log.info("rescanning", reason=reason)
         try:
             self.scan()
         except SafetyStop as exc:
-            log.error("scan refused", reason=str(exc))
+            log.error("scan refused", reason=str(exc))  # the root's return asks for a rescan
+        finally:
+            self._rescan_owed = 0
+
+    def unqueued(self) -> int:
+        """Marks an overflowing queue dropped that no scan has queued again yet: work pending
+        that no count of the queue shows (a dropped mark means not converged)."""
+        return self.queue.dropped + self._rescan_owed
 
     def scan(self, mark_from: str | None = None) -> ScanResult:
         """Walk the tree against the journal; queue what changed and what vanished.
@@ -303,7 +313,8 @@ class Daemon:
         """Let `syncd status` (another process) see how much is queued and what is paused."""
         pending, held = self.queue.depth()
         self.metrics.queue(pending, held)
-        queued = str(pending + held + self.gate.pending())
+        # Dropped marks are work too: until the rescan finds them again, not converged.
+        queued = str(pending + held + self.gate.pending() + self.unqueued())
         if queued != self._published.get("queued"):
             log.debug("queue", pending=pending, held=held, deletions=self.gate.pending(),
                       sample=self.queue.sample(3, self.clock()))
@@ -402,7 +413,8 @@ class Daemon:
         self.write_manifest()
         self.publish_depth()
         counts = self.journal.counts()
-        converged = counts.errors == 0 and counts.retrying == 0 and not self.problems()
+        converged = (counts.errors == 0 and counts.retrying == 0 and not self.problems()
+                     and not self.queue.overflowed)
         return 0 if converged and counts.tombstones == 0 else 1
 
     def _rescan_overflows(self) -> None:
@@ -421,9 +433,12 @@ class Daemon:
                 )
                 return
             resumed = os.fsencode(dropped)
-            self.queue.clear_overflow()
+            self._rescan_owed = self.queue.clear_overflow()
             log.info("rescanning", reason="queue overflow", resume_at=dropped)
-            self.scan(mark_from=dropped)
+            try:
+                self.scan(mark_from=dropped)
+            finally:
+                self._rescan_owed = 0
             self._drain()
 
     def _drain(self) -> None:

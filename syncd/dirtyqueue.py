@@ -8,6 +8,7 @@ the worker is done. Coalescing by state, not by event, replaces every event-merg
 Past ``max_size`` pending paths new marks are dropped and ``overflowed`` is set: only a full scan
 can find them again. That scan waits until the queue has drained to its low-water mark
 (:meth:`DirtyQueue.rescan_due`), or it would refill the queue, overflow again and rescan forever.
+Meanwhile ``dropped`` counts them: a dropped mark is work pending, and status must say so.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+MAX_SIZE = 200_000  # pending paths held at most (tens of MB); read when a daemon builds its queue
 
 
 @dataclass
@@ -35,7 +38,7 @@ class DirtyQueue:
         settle: float,
         settle_max: float,
         *,
-        max_size: int = 200_000,
+        max_size: int = MAX_SIZE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settle = settle
@@ -49,8 +52,10 @@ class DirtyQueue:
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         self._stopped = False
+        self._wakes = 0  # wake() calls so far: a get() waiting across one returns None
         self.overflowed = False  # set when marks were dropped: the caller must rescan
         self.first_dropped: str | None = None  # the first path dropped since clear_overflow()
+        self.dropped = 0  # marks dropped since clear_overflow(): work no count of the queue shows
 
     def mark(self, path: str, *, settle: bool = True) -> None:
         """Note that ``path`` may have changed (``settle=False``: no need to wait for quiet)."""
@@ -66,6 +71,7 @@ class DirtyQueue:
                 if len(self._pending) >= self.max_size:
                     if not self.overflowed:
                         self.overflowed, self.first_dropped = True, path
+                    self.dropped += 1
                     return
                 entry = self._pending[path] = _Entry(stamp, stamp)
                 self._push(path, entry)
@@ -86,10 +92,13 @@ class DirtyQueue:
         with self._cond:
             return self.overflowed and len(self._pending) <= self.low_water
 
-    def clear_overflow(self) -> None:
-        """A full scan starts now: marks dropped from here on ask for the next one."""
+    def clear_overflow(self) -> int:
+        """A full scan starts now: marks dropped from here on ask for the next one. Returns how
+        many marks were dropped before (work owed until that scan has queued it again)."""
         with self._cond:
-            self.overflowed, self.first_dropped = False, None
+            dropped = self.dropped
+            self.overflowed, self.first_dropped, self.dropped = False, None, 0
+            return dropped
 
     def defer(self, path: str, at: float) -> None:
         """Look at ``path`` again at unix time ``at`` (a transient failure's backoff)."""
@@ -117,12 +126,13 @@ class DirtyQueue:
         """Wait up to ``timeout`` seconds for a ready path; None on timeout or stop."""
         deadline = time.monotonic() + timeout
         with self._cond:
+            wakes = self._wakes
             while not self._stopped:
                 path = self._pop_ready(self._clock())
                 if path is not None:
                     return path
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or self._wakes != wakes:
                     return None
                 self._cond.wait(min(remaining, self._next_wait(self._clock())))
             return None
@@ -178,8 +188,10 @@ class DirtyQueue:
             self._cond.notify_all()
 
     def wake(self) -> None:
-        """Wake every waiter without stopping the queue (a worker pool is shutting down)."""
+        """Wake every waiter without stopping the queue (a worker pool is shutting down): a
+        get() waiting for work returns None at once, so its thread sees the pool's stop."""
         with self._cond:
+            self._wakes += 1
             self._cond.notify_all()
 
     def _ready_at(self, entry: _Entry) -> float:

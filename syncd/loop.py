@@ -156,8 +156,11 @@ def status_line(daemon: Daemon) -> str:
         last = daemon.journal.get_meta("last_reconcile")
     except JournalError:
         return ", ".join(["journal not readable", *_pause_labels(daemon)])
-    pending = sum(daemon.queue.depth()) + daemon.gate.pending() + counts.tombstones
+    dropped = daemon.unqueued()  # found but not queued: pending until a rescan queues them
+    pending = sum(daemon.queue.depth()) + daemon.gate.pending() + counts.tombstones + dropped
     parts = [f"{counts.synced} synced", f"{pending} pending", f"{counts.errors} errors"]
+    if dropped:
+        parts.append(f"queue overflowed ({dropped} more to rescan)")
     if counts.reuploads:
         parts.append(f"{counts.reuploads} renewing or re-uploading")
     parts += _pause_labels(daemon)

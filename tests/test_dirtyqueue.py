@@ -238,6 +238,21 @@ def test_overflow_drops_marks_and_says_so() -> None:
     assert expected == (queue.overflowed, sorted(drain(queue)))
 
 
+def test_overflow_counts_the_dropped_marks_until_a_scan_takes_them_over() -> None:
+    """Dropped marks are counted (pending work no depth shows); clear_overflow hands the count
+    to the scan that starts and starts again from zero."""
+    queue, clock = make(settle=0.0, max_size=2)
+    for name in ["a", "b", "c", "d", "e"]:
+        queue.mark(name)
+    clock.advance(1.0)
+    drained = sorted(drain(queue))
+    before = (queue.dropped, queue.first_dropped)
+    handed = queue.clear_overflow()
+    expected = (["a", "b"], (3, "c"), 3, (0, None, False))
+    assert expected == (drained, before, handed,
+                        (queue.dropped, queue.first_dropped, queue.overflowed))
+
+
 def test_depth_counts_pending_and_held() -> None:
     """depth() is (pending, held)."""
     queue, _ = make(settle=0.0)
@@ -340,3 +355,20 @@ def test_overflow_asks_for_a_rescan_only_below_the_low_water_mark() -> None:
     queue.clear_overflow()
     expected = (False, False, True, False)
     assert expected == (full, one_out, drained, queue.rescan_due())
+
+
+def test_wake_ends_a_wait_for_work_without_stopping_the_queue() -> None:
+    """wake() makes a waiting get() return None (a pool stopping does not wait out its poll),
+    and the queue still hands out work afterwards."""
+    queue = DirtyQueue(0.0, 0.0)
+    got: list[str | None] = []
+    waiter = threading.Thread(target=lambda: got.append(queue.get(timeout=60)), daemon=True)
+    waiter.start()
+    for _ in range(200):  # bounded: ~10 s; the waiter may not be waiting yet at the first wake
+        queue.wake()
+        waiter.join(0.05)
+        if not waiter.is_alive():
+            break
+    queue.mark("a.txt")
+    expected = ([None], "a.txt")
+    assert expected == (got, queue.get(timeout=5))
