@@ -190,18 +190,18 @@ class ClockSkew:
         self._clock = clock
         self._lock = threading.Lock()
         self._seen: deque[float] = deque(maxlen=samples)
+        self._last: tuple[str, float | None] = ("", None)  # the last header and its time
 
     def observe(self, date: str | None) -> None:
         """Learn from one answer's ``date`` header (ignored if missing or unparsable)."""
         if not date:
             return
-        try:
-            parsed = email.utils.parsedate_to_datetime(date)
-        except (TypeError, ValueError, IndexError, OverflowError):
+        last = self._last  # answers within one second carry the same header: parse it once
+        stamp = last[1] if last[0] == date else _date_stamp(date)
+        self._last = (date, stamp)
+        if stamp is None:
             return
-        if parsed.tzinfo is None:  # "-0000": no zone, nothing to compare with
-            return
-        offset = parsed.timestamp() + 0.5 - self._clock()
+        offset = stamp + 0.5 - self._clock()
         if math.isfinite(offset):
             with self._lock:
                 self._seen.append(offset)
@@ -211,6 +211,15 @@ class ClockSkew:
         with self._lock:
             seen = list(self._seen)
         return statistics.median(seen) if seen else 0.0
+
+
+def _date_stamp(date: str) -> float | None:
+    """The unix time a ``date`` header names; None if unparsable or without a zone."""
+    try:
+        parsed = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return None if parsed.tzinfo is None else parsed.timestamp()  # "-0000": no zone
 
 
 class WorkspaceGuard:
@@ -336,6 +345,8 @@ class FilesClient:
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
         )
+        # Merged with the base URL once, not parsed again for each of thousands of uploads.
+        self._upload_url = self._http.build_request("POST", "/v1/files").url
 
     def __repr__(self) -> str:
         return f"FilesClient(base_url={self.base_url!r})"
@@ -491,7 +502,7 @@ class FilesClient:
                 handle, before.size, remote_name, content_type, self._upload_fields()
             )
             request = self._http.build_request(
-                "POST", "/v1/files", content=body, headers=body.headers()
+                "POST", self._upload_url, content=body, headers=body.headers()
             )
             response = self._send("upload", request)
             uploaded = RemoteFile.from_json(_json_object("upload", response))
@@ -560,6 +571,27 @@ class FilesClient:
             self._observer(op, status, time.monotonic() - started)
 
     def _retrying(self, op: str, attempt: Callable[[], T]) -> T:
+        """``attempt()``, retried as :mod:`syncd.retry` says. The first try runs bare: most
+        requests succeed at once, and tenacity's bookkeeping then costs more than the request's
+        own Python work. A retryable failure hands over to tenacity, which is shown that first
+        failure as its attempt 1, so waits, logs and the attempt count are what they were."""
+        try:
+            return attempt()
+        except Exception as exc:
+            if self.max_retries < 1 or not is_retryable(exc):
+                raise
+            first: Exception | None = exc
+
+        def again() -> T:
+            nonlocal first
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return attempt()
+
+        return self._tenacity(op, again)
+
+    def _tenacity(self, op: str, attempt: Callable[[], T]) -> T:
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
             wait=RetryWait(self._rand),

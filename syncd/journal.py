@@ -616,7 +616,9 @@ class Journal:
             conn.execute(
                 f"INSERT OR REPLACE INTO files (path, {_SYNCED_COLS}, renew_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, *dataclasses.astuple(synced), synced.renew_at),
+                (key, synced.file_id, synced.remote_name, synced.sha256, synced.size,
+                 synced.mtime_ns, synced.ino, synced.mime_type, synced.synced_at,
+                 synced.expires_at, synced.renew_at),  # not astuple(): it deep-copies each field
             )
             if intent_id is not None:
                 conn.execute("DELETE FROM intents WHERE id = ?", (intent_id,))

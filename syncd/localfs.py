@@ -76,6 +76,59 @@ def opener(root: Path, rel: str, follow: bool) -> Opener:
     return open_it
 
 
+class FileSource:
+    """An :data:`Opener` for one upload of ``rel``: the file the sniff opened is the one the
+    first attempt sends (one walk under root instead of two), and every later attempt opens
+    the path again, as :func:`opener` does. Use it as a context manager: leaving it closes a
+    file no attempt took."""
+
+    def __init__(self, root: Path, rel: str, follow: bool) -> None:
+        self._root = root
+        self._rel = rel
+        self._follow = follow
+        self._kept: BinaryIO | None = None
+
+    def head(self, size: int) -> bytes:
+        """Up to ``size`` first bytes; empty when the file cannot be read (sniffing only)."""
+        self.close()
+        try:
+            handle = open_file(self._root, self._rel, self._follow)
+        except LocalFileError:
+            return b""
+        if handle is None:
+            return b""
+        try:
+            head = os.pread(handle.fileno(), size, 0)  # the offset stays where an upload starts
+        except OSError:
+            handle.close()
+            return b""
+        self._kept = handle
+        return head
+
+    def __call__(self) -> BinaryIO:
+        handle, self._kept = self._kept, None
+        if handle is not None:
+            return handle
+        handle = open_file(self._root, self._rel, self._follow)
+        if handle is None:
+            raise LocalFileError(
+                f"cannot read {self._rel}: no longer a regular file under the root"
+            )
+        return handle
+
+    def close(self) -> None:
+        """Close the sniffed file if no attempt took it."""
+        handle, self._kept = self._kept, None
+        if handle is not None:
+            handle.close()
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def open_path(path: Path) -> BinaryIO:
     """A caller's own file by plain path (no root to stay under): non-blocking, regular only."""
     try:

@@ -38,7 +38,7 @@ from syncd.errors import (
 )
 from syncd.ignore import IgnoreRules
 from syncd.journal import Failure, FileRow, Journal, Synced
-from syncd.localfs import hash_unchanged, opener, read_head
+from syncd.localfs import FileSource, hash_unchanged
 from syncd.localstat import LocalStat
 from syncd.metrics import Metrics
 from syncd.names import encode_name
@@ -140,20 +140,22 @@ class Syncer:
             ctx.queue.defer(path, retry_at)
             return
         try:
-            self._upload_now(path, local, row)
+            # The file opened to sniff its type is the one the first attempt sends.
+            with FileSource(ctx.root, path, ctx.follow_symlinks) as source:
+                self._upload_now(path, local, row, source)
         finally:
             ctx.quota.settled()
 
-    def _upload_now(self, path: str, local: LocalStat, row: FileRow | None) -> None:
+    def _upload_now(
+        self, path: str, local: LocalStat, row: FileRow | None, source: FileSource
+    ) -> None:
         ctx = self.ctx
         remote_name = encode_name(path, ctx.name_prefix)
-        mime = self._content_type(path)
+        mime = content_type(path, source.head(HEAD_BYTES))
         intent = ctx.journal.add_intent(path, remote_name, local, ctx.clock())
         started = time.monotonic()
         try:
-            result = ctx.client.upload(
-                opener(ctx.root, path, ctx.follow_symlinks), remote_name, mime, expected=local
-            )
+            result = ctx.client.upload(source, remote_name, mime, expected=local)
         except QuotaExceeded as exc:  # the organization's storage, not this file
             if not exc.maybe_stored:
                 ctx.journal.drop_intent(intent.id)
@@ -240,11 +242,6 @@ class Syncer:
             ctx.queue.defer(path, next_attempt)
         self.warn.warn(path, "sync failed", kind=kind, error=str(exc), attempt=attempts,
                        retry_in_s=round(next_attempt - now, 1) if transient else None)
-
-    def _content_type(self, path: str) -> str:
-        """The type to send, sniffed (if the name does not tell) from the file under root."""
-        ctx = self.ctx
-        return content_type(path, read_head(ctx.root, path, ctx.follow_symlinks, HEAD_BYTES))
 
 
 class WorkerPool:

@@ -251,3 +251,30 @@ def test_the_key_never_leaks(recorder: Recorder) -> None:
     )
     assert "authentication failed" in str(info.value)
     assert KEY not in text and "SECRET" not in text
+
+
+def test_retry_log_lines_number_every_attempt(recorder: Recorder) -> None:
+    """Each retry logs the attempt that failed (1, 2, ...) with its wait and error, the first
+    attempt included: the bare first try hands its failure on as attempt 1."""
+    handler, seen = scripted(
+        err(529, "overloaded_error"), err(500, "api_error"), httpx.Response(200, json=FILE)
+    )
+    with capture_logs() as logs:
+        client_with(handler, recorder).get(FILE["id"])
+    retries = [(e["op"], e["attempt"], e["wait_s"]) for e in logs if e["event"] == "retrying"]
+    expected = (3, [("get", 1, 0.5), ("get", 2, 1.0)], [0.5, 1.0])
+    assert expected == (len(seen), retries, recorder.sleeps)
+
+
+def test_upload_posts_under_a_base_url_with_a_path(recorder: Recorder, tmp_path: Path) -> None:
+    """A base URL with a path (a proxy) keeps it for uploads, as for every other request."""
+    source = tmp_path / "a.txt"
+    source.write_bytes(b"hello")
+    handler, seen = scripted(httpx.Response(200, json=FILE), httpx.Response(200, json=FILE))
+    client = FilesClient(KEY, "https://proxy.test/anthropic/", transport=httpx.MockTransport(
+        handler), pacer=Pacer(6000, burst=100, clock=recorder.clock, sleep=recorder.sleep))
+    client.upload(source, "a.txt", "text/plain")
+    client.get(FILE["id"])
+    expected = ["https://proxy.test/anthropic/v1/files",
+                f"https://proxy.test/anthropic/v1/files/{FILE['id']}"]
+    assert expected == [str(r.url) for r in seen]

@@ -29,7 +29,7 @@ from syncd.dirtyqueue import DirtyQueue
 from syncd.errors import LocalFileError
 from syncd.ignore import IgnoreRules
 from syncd.journal import Journal
-from syncd.localfs import hash_unchanged, open_file, opener, read_head
+from syncd.localfs import FileSource, hash_unchanged, open_file, opener, read_head
 from syncd.localstat import LocalStat
 from syncd.pacer import Pacer
 from syncd.reconcile import Reconciler
@@ -206,6 +206,47 @@ def test_names_that_climb_or_are_absolute_are_refused(tree: Path) -> None:
     rels = ["../out/f", "d/../../out/f", "./d/f", "d//f", "", "/etc/passwd", "d/f/"]
     expected = [None] * len(rels)
     assert expected == [open_file(tree, rel, True) for rel in rels]
+
+
+def test_file_source_sends_the_file_it_sniffed_and_reopens_for_a_retry(tree: Path) -> None:
+    """One open serves the sniff and the first attempt (a rename between them does not change
+    what is sent); a second attempt opens the path again, under root, as it is then."""
+    with FileSource(tree, "d/f", False) as source:
+        head = source.head(6)
+        (tree / "d" / "g").write_bytes(b"replaced")
+        os.replace(tree / "d" / "g", tree / "d" / "f")
+        first, second = read_all(source()), read_all(source())
+    expected = (INSIDE[:6], INSIDE, b"replaced")
+    assert expected == (head, first, second)
+
+
+def test_file_source_through_a_swapped_directory_sniffs_and_sends_nothing(tree: Path) -> None:
+    """The sniff of a path through a link out of root is empty; the attempt is a LocalFileError."""
+    swap_d_out(tree)
+    with FileSource(tree, "d/f", False) as source:
+        head = source.head(100)
+        with pytest.raises(LocalFileError, match="cannot read d/f"):
+            source()
+    assert b"" == head
+
+
+def test_file_source_closes_a_handle_no_attempt_took(tree: Path) -> None:
+    """Leaving the source closes the file the sniff opened when no attempt used it."""
+    with FileSource(tree, "d/f", False) as source:
+        source.head(1)
+        during = fds_open_on(tree / "d" / "f")
+    assert (1, 0) == (during, fds_open_on(tree / "d" / "f"))
+
+
+def fds_open_on(path: Path) -> int:
+    """How many of this process's fds name ``path`` (Linux /proc)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            continue  # the listing's own fd, closed by now
+    return count
 
 
 @pytest.mark.usefixtures("file_permissions")
