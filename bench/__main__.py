@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import economy, latency, memory, pacing, scan, throughput
+from bench import economy, firstsync, latency, memory, pacing, scan, throughput, watcher
 from bench.context import Context
 from bench.table import Row, doc_section, machine, render_text, write_doc
 
@@ -29,6 +29,8 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "scan": scan.run,
     "memory": memory.run,
     "latency": latency.run,
+    "firstsync": firstsync.run,
+    "watcher": watcher.run,
 }
 
 
