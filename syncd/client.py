@@ -373,7 +373,7 @@ class FilesClient:
         """Stream a local file to the service as ``remote_name``; return its File and sha256.
 
         ``source`` is an opener, called once per attempt, returning the file open for reading
-        (the daemon passes :func:`syncd.localfs.opener`, which never leaves root), or a plain
+        (the daemon passes a :class:`syncd.localfs.FileSource`, which never leaves root), or a plain
         path of the caller's own (opened non-blocking, regular files only). An attempt stats,
         checks, hashes and sends only the one file it opened, never the path again.
 

@@ -64,18 +64,6 @@ def open_file(root: Path, rel: str, follow: bool) -> BinaryIO | None:
         raise LocalFileError(f"cannot read {rel}: {exc.strerror}") from None
 
 
-def opener(root: Path, rel: str, follow: bool) -> Opener:
-    """An opener for :meth:`FilesClient.upload`: ``open_file``, or LocalFileError if None."""
-
-    def open_it() -> BinaryIO:
-        handle = open_file(root, rel, follow)
-        if handle is None:
-            raise LocalFileError(f"cannot read {rel}: no longer a regular file under the root")
-        return handle
-
-    return open_it
-
-
 class FileSource:
     """An :data:`Opener` for one upload of ``rel``: the file the sniff opened is the one the
     first attempt sends (one walk under root instead of two), and every later attempt opens
@@ -156,18 +144,6 @@ def stat_under(root: Path, rel: str, follow: bool) -> os.stat_result | None:
             return None
         raise LocalFileError(f"cannot stat {rel}: {exc.strerror}") from None
     return info if info is not None and st.S_ISREG(info.st_mode) else None
-
-
-def read_head(root: Path, rel: str, follow: bool, size: int) -> bytes:
-    """Up to ``size`` first bytes of ``rel``; empty when it cannot be read (sniffing only)."""
-    try:
-        handle = open_file(root, rel, follow)
-        if handle is None:
-            return b""
-        with handle:
-            return handle.read(size)
-    except (OSError, LocalFileError):
-        return b""
 
 
 def fstat(handle: BinaryIO) -> LocalStat:

@@ -29,7 +29,7 @@ from syncd.dirtyqueue import DirtyQueue
 from syncd.errors import LocalFileError
 from syncd.ignore import IgnoreRules
 from syncd.journal import Journal
-from syncd.localfs import FileSource, hash_unchanged, open_file, opener, read_head
+from syncd.localfs import FileSource, hash_unchanged, open_file
 from syncd.localstat import LocalStat
 from syncd.pacer import Pacer
 from syncd.reconcile import Reconciler
@@ -152,7 +152,7 @@ def test_directory_swapped_for_an_outside_link_is_never_read(tree: Path) -> None
     expected = [None, None, b"", b"", None, None, None, None]
     actual = [
         open_file(tree, "d/f", False), open_file(tree, "d/f", True),
-        read_head(tree, "d/f", False, 100), read_head(tree, "d/f", True, 100),
+        FileSource(tree, "d/f", False).head(100), FileSource(tree, "d/f", True).head(100),
         hash_unchanged(tree, "d/f", stat_of(tree / "d" / "f"), False),
         hash_unchanged(tree, "d/f", stat_of(tree / "d" / "f"), True),
         local_stat(tree, "d/f", False), local_stat(tree, "d/f", True),
@@ -164,7 +164,7 @@ def test_opener_refuses_a_path_through_a_link_with_a_local_error(tree: Path) -> 
     """The upload opener raises LocalFileError, naming the path, where open_file says None."""
     swap_d_out(tree)
     with pytest.raises(LocalFileError, match="cannot read d/f"):
-        opener(tree, "d/f", False)()
+        FileSource(tree, "d/f", False)()
 
 
 def test_regular_file_is_read_and_its_fd_is_blocking(tree: Path) -> None:
@@ -271,11 +271,11 @@ def test_fifo_at_the_path_is_not_a_file_and_never_blocks(tree: Path) -> None:
     client = FilesClient(KEY, "https://files.test", transport=httpx.MockTransport(remote),
                          sleep=lambda _: None)
     with pytest.raises(LocalFileError, match="cannot read p"):
-        client.upload(opener(tree, "p", False), "p", "text/plain")
+        client.upload(FileSource(tree, "p", False), "p", "text/plain")
     with pytest.raises(LocalFileError, match="not a regular file"):
         client.upload(tree / "p", "p", "text/plain")  # a plain path gets the same care
     expected: tuple[None, bytes, None, None, list[bytes]] = (None, b"", None, None, [])
-    actual = (open_file(tree, "p", False), read_head(tree, "p", False, 10),
+    actual = (open_file(tree, "p", False), FileSource(tree, "p", False).head(10),
               hash_unchanged(tree, "p", stat_of(tree / "p"), False),
               local_stat(tree, "p", False), remote.bodies)
     assert expected == actual
