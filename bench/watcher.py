@@ -99,7 +99,7 @@ def _idle(daemon: Daemon, idle_s: float) -> int:
 
 def run(ctx: Context) -> list[Row]:
     """Scenario 7."""
-    n_dirs, n_edits, idle_s = (2_000, 10, 2.0) if ctx.quick else (20_000, 50, 10.0)
+    n_dirs, n_edits, idle_s = (1_000, 5, 2.0) if ctx.quick else (20_000, 50, 10.0)
     work = ctx.workdir("watcher")
     ctx.log(f"building a synced tree of {n_dirs} directories")
     tree = _tree(work / "syncd" / "root", n_dirs)  # SyncdSetup's root
