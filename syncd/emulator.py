@@ -56,7 +56,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.emulator_api import (
     BETA_VERSION,
-    DEFAULT_WORKSPACE,
     FILES_BETA,
     GA_VERSION,
     WORKSPACE_HEADER,
@@ -81,7 +80,15 @@ from syncd.emulator_faults import (
 )
 from syncd.emulator_lists import list_beta, list_ga
 from syncd.emulator_multipart import BadUpload, MultipartIngest, UploadRules, UploadTooLarge
-from syncd.emulator_store import FileScope, FileStore, NewFile, QuotaExceeded, StoredFile, new_id
+from syncd.emulator_store import (
+    DEFAULT_WORKSPACE,
+    FileScope,
+    FileStore,
+    NewFile,
+    QuotaExceeded,
+    StoredFile,
+    new_id,
+)
 from syncd.names import filename_problem
 
 API_VERSION = BETA_VERSION  # the version the first emulator spoke; kept for old imports

@@ -19,7 +19,6 @@ BETA_VERSION = "2023-06-01"
 GA_VERSION = "2026-10-21"
 VERSIONS = (BETA_VERSION, GA_VERSION)
 FILES_BETA = "files-api-2025-04-14"
-DEFAULT_WORKSPACE = "wrkspc_emulator"
 WORKSPACE_HEADER = "anthropic-workspace-id"
 
 

@@ -9,11 +9,12 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from syncd.emulator import EmulatorConfig, run_emulator, workspace_problem
-from syncd.emulator_api import DEFAULT_WORKSPACE
-from syncd.emulator_faults import Faults
-from syncd.emulator_store import ForeignDataDir, claim_data_dir
+from syncd.emulator_store import DEFAULT_WORKSPACE, ForeignDataDir, claim_data_dir
+
+if TYPE_CHECKING:  # the emulator (starlette, uvicorn) is imported only to run it
+    from syncd.emulator import EmulatorConfig
 
 
 def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +71,7 @@ def _cli_problem(args: argparse.Namespace) -> str | None:
          f"--page-max {args.page_max}: must be at least 1 (omit it for no cap)"),
         (args.quota_bytes is not None and args.quota_bytes < 0,
          f"--quota-bytes {args.quota_bytes}: must be 0 or more (omit it for no quota)"),
-        (workspace_problem(args.workspace_id) is not None,
+        (_workspace_problem(args.workspace_id) is not None,
          f"--workspace-id {args.workspace_id}: must be wrkspc_ and 1 to 100 of [A-Za-z0-9_-]"),
     ]
     return next((message for bad, message in checks if bad), None)
@@ -98,7 +99,16 @@ def _exposure_warning(host: str) -> str | None:
             " server (plain HTTP, one shared key): prefer 127.0.0.1")
 
 
+def _workspace_problem(workspace_id: str) -> str | None:
+    from syncd.emulator import workspace_problem
+
+    return workspace_problem(workspace_id)
+
+
 def _config_from(args: argparse.Namespace) -> EmulatorConfig:
+    from syncd.emulator import EmulatorConfig
+    from syncd.emulator_faults import Faults
+
     faults = Faults(
         rate_limit_rpm=args.rate_limit_rpm, rate_limit_burst=args.rate_limit_burst,
         error_rate=args.error_rate, latency_seconds=args.latency,
@@ -113,6 +123,8 @@ def _config_from(args: argparse.Namespace) -> EmulatorConfig:
 
 def run_emulator_cli(args: argparse.Namespace) -> int:
     """Run the emulator in the foreground until SIGINT/SIGTERM; 0 when stopped, 2 on bad input."""
+    from syncd.emulator import run_emulator
+
     problem = _cli_problem(args) or _data_dir_problem(args.data)
     if problem is not None:
         print(f"syncd emulator: {problem}", file=sys.stderr)

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from syncd.emulator_api import DEFAULT_WORKSPACE
+DEFAULT_WORKSPACE = "wrkspc_emulator"  # the key's workspace unless --workspace-id says
 
 _BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 _COLUMNS = ("id, filename, mime_type, size, sha256, created_at, downloadable, is_foreign,"

@@ -13,15 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from syncd.metrics import Metrics
 from syncd.pacer import Pacer
@@ -115,6 +106,17 @@ class PassProgress:
             )
 
     def _run_bar(self) -> None:
+        # rich is imported only for a bar on a terminal: the service never draws one.
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         columns = (
             TextColumn("[bold]syncing[/] {task.fields[files]}"), BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[pacing]}"),

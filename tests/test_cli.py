@@ -211,3 +211,13 @@ def test_watcher_is_retried_once_the_kernel_allows(
         b.write("by-event.txt", b"seen by inotify")
         wait_until(b.converged, what="event-driven sync")
     assert [] == refusals
+
+
+def test_the_cli_does_not_load_the_emulator() -> None:
+    """`syncd run` under systemd never serves HTTP: importing the CLI must not load the
+    emulator or its web stack (starlette, uvicorn)."""
+    probe = ("import sys, syncd.cli; print(sorted(m for m in ('starlette', 'uvicorn',"
+             " 'syncd.emulator') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert "[]" == out.strip()
