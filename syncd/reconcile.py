@@ -50,6 +50,7 @@ CLOCK_SKEW = 60.0  # seconds our clock may run ahead of the service's created_at
 # A learnt skew widens the window by at most this: a service claiming a date years back must not
 # make every same-named, same-sized foreign file match an intent.
 MAX_SKEW = 3600.0
+INTENT_GRACE = 30.0  # seconds an upload must be old before a listing without its copy ends it
 PAGES_META = "listing_pages"  # pages of the last complete listing
 PAGE_CAP_FACTOR, PAGE_CAP_MARGIN = 10, 100
 REUPLOAD_OVERRIDE = "`syncd sync --allow-mass-reupload`"
@@ -216,9 +217,13 @@ def _match_intents(
                 if f.id not in taken and _matches(intent, f, slack):
                     taken.add(f.id)
                     matches.append((intent, f))
-        spent.extend(intents)
         if not matches:
+            # A listing can lie "complete and empty" (found by the simulation: a restart during
+            # such a spell dropped the intents, and their copies stayed forever as if foreign).
+            # No copy found is trusted only once the upload is INTENT_GRACE old at listing time.
+            spent.extend(i for i in intents if i.started_at < listed_since - INTENT_GRACE)
             continue
+        spent.extend(intents)
         matches.sort(key=lambda m: m[1].created_at)
         newest = matches[-1]
         row = snap.rows.get(path)

@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 
 from syncd.client import RemoteFile
 from syncd.journal import FileRow, Intent, Synced
-from syncd.reconcile import CLOCK_SKEW, MAX_SKEW, Missing, Ours, Plan, Snapshot, plan
+from syncd.reconcile import (
+    CLOCK_SKEW,
+    INTENT_GRACE,
+    MAX_SKEW,
+    Missing,
+    Ours,
+    Plan,
+    Snapshot,
+    plan,
+)
 
 T0 = 1_700_000_000.0
 LISTED = T0 + 1000.0  # when the listing began
@@ -365,3 +374,16 @@ def test_a_date_from_years_ago_widens_the_window_by_max_skew_only() -> None:
     result = plan(listing, snap(intents=(lost,)), LISTED, clock_skew=-1e9)
     expected = Plan(spent_intents=(lost,), foreign=1)
     assert expected == result
+
+
+def test_a_young_intent_is_not_ended_by_a_listing_without_its_copy() -> None:
+    """A listing that lies "complete and empty" right after a crash must not end the intents
+    whose copies it hides (they would stay forever as foreign files): an intent is ended by
+    the absence of its copy only once it is INTENT_GRACE old when the listing starts."""
+    young = intent(1, started=LISTED - INTENT_GRACE + 1)
+    old = intent(2, "b.txt", started=LISTED - INTENT_GRACE - 1)
+    result = plan([], snap(intents=(young, old)), LISTED)
+    later = plan([remote("file_9", created=LISTED - 1)], snap(intents=(young,)), LISTED + 60)
+    expected = (Plan(spent_intents=(old,)), Plan(adopt=((young, remote("file_9",
+                created=LISTED - 1)),), spent_intents=(young,)))
+    assert expected == (result, later)
