@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,10 @@ from watchdog.observers.inotify_c import InotifyFD
 from syncd.openwrites import OpenWrites
 
 log = structlog.get_logger("syncd.watcher")
+# watchdog warns when a new directory's watch is added twice (its own walk and the directory's
+# event both add it, once per level of a deep tree): harmless, and noise in the service log.
+warnings.filterwarnings("ignore", message="Callback with id .* already exists",
+                        category=RuntimeWarning, module="watchdog")
 # What the kernel is asked to report. Opens, reads and closes without a write are not: every
 # file syncd itself reads (each directory of its path too) would report them, flood inotify's
 # queue in a deep or large tree, and after the overflow watchdog's re-walk marks everything
