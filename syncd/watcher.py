@@ -224,11 +224,13 @@ class Observer(InotifyObserver):
 
 
 def start_watcher(root: Path, hints: Hints) -> BaseObserver | None:
-    """Start watching ``root`` recursively; None (with the fix logged) if the kernel refuses."""
-    observer = Observer(overflow_hint(hints))
-    observer.schedule(_Handler(root, hints), os.fsdecode(root), recursive=True,
-                      event_filter=list(WATCHED_EVENTS))
+    """Start watching ``root`` recursively; None (with the fix logged) if the kernel refuses
+    (an inotify instance: the observer's construction; the watches: its start)."""
+    observer: BaseObserver | None = None
     try:
+        observer = Observer(overflow_hint(hints))
+        observer.schedule(_Handler(root, hints), os.fsdecode(root), recursive=True,
+                          event_filter=list(WATCHED_EVENTS))
         observer.start()
     except OSError as exc:
         stop_watcher(observer)  # its inotify instance and reader thread: retried every minute

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import time
@@ -13,6 +14,7 @@ from structlog.testing import capture_logs
 from watchdog.observers.api import EventQueue, ObservedWatch
 from watchdog.observers.inotify_c import InotifyFD
 
+from syncd import watcher
 from syncd.openwrites import OpenWrites
 from syncd.watcher import (
     OVERFLOW_REASON,
@@ -211,3 +213,19 @@ def test_a_refused_watcher_leaves_no_inotify_instance_behind(tmp_path: Path) -> 
     observers = [start_watcher(tmp_path / "missing", hints) for _ in range(3)]
     assert [None, None, None] == observers
     assert before == _inotify_instances()
+
+
+def test_no_inotify_instance_left_means_scans_only_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inotify_init refused (fs.inotify.max_user_instances reached): no watcher, the sysctl
+    named in the log, and no exception out of start_watcher (the loop retries later)."""
+
+    def refused() -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(watcher, "InotifyFD", refused)
+    with capture_logs() as logs:
+        observer = start_watcher(tmp_path, watch(tmp_path, Counter()))
+    reasons = [e.get("reason", "") for e in logs if e["event"] == "watcher unavailable"]
+    assert (None, True) == (observer, any("max_user_instances" in r for r in reasons))
