@@ -93,21 +93,11 @@ class Bench:
     def running(self, **sync: Any) -> Iterator[Daemon]:
         """The daemon's run loop in a thread (with its real inotify watcher)."""
         daemon = self.daemon(**sync)
-        stop = threading.Event()
-        ready = threading.Event()
-        codes: list[int] = []
-        thread = threading.Thread(
-            target=lambda: codes.append(daemon.run(stop, on_ready=ready.set)), daemon=True
-        )
-        thread.start()
         try:
-            assert ready.wait(30), "daemon did not become ready"
-            yield daemon
+            with run_in_thread(daemon, 30):
+                yield daemon
         finally:
-            stop.set()
-            thread.join(timeout=30)
             daemon.close()
-        assert codes == [0]
 
     # --- what is where ---------------------------------------------------------------------
 
@@ -174,3 +164,22 @@ def bench(
 
 def listdir_bytes(root: Path) -> list[bytes]:
     return sorted(os.listdir(os.fsencode(root)))
+
+
+@contextmanager
+def run_in_thread(daemon: Daemon, timeout: float) -> Iterator[None]:
+    """``daemon``'s run loop in a thread (real watcher) until READY, stopped on exit; the loop
+    must end with exit code 0."""
+    stop, ready = threading.Event(), threading.Event()
+    codes: list[int] = []
+    thread = threading.Thread(
+        target=lambda: codes.append(daemon.run(stop, on_ready=ready.set)), daemon=True
+    )
+    thread.start()
+    try:
+        assert ready.wait(timeout), "daemon did not become ready"
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=timeout)
+    assert codes == [0]

@@ -7,9 +7,7 @@ per loop turn; and no status says "0 pending" while dropped marks wait for that 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from syncd.daemon import Daemon, Options
 from syncd.emulator_faults import Faults
 from syncd.loop import status_line
 from syncd.report import status_data
-from tests.syncenv import API_KEY, Bench, bench, wait_until
+from tests.syncenv import API_KEY, Bench, bench, run_in_thread, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -131,22 +129,9 @@ def test_status_is_not_pending_0_while_dropped_marks_wait_for_a_rescan(tmp_path:
     assert data["pending"] > 0
 
 
-@contextmanager
-def run_loop(daemon: Daemon) -> Iterator[None]:
+def run_loop(daemon: Daemon) -> contextlib.AbstractContextManager[None]:
     """The daemon's run loop in a thread (real watcher), stopped on exit."""
-    stop, ready = threading.Event(), threading.Event()
-    codes: list[int] = []
-    thread = threading.Thread(
-        target=lambda: codes.append(daemon.run(stop, on_ready=ready.set)), daemon=True
-    )
-    thread.start()
-    try:
-        assert ready.wait(60), "daemon did not become ready"
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert [0] == codes
+    return run_in_thread(daemon, 60)
 
 
 def test_run_over_the_cap_converges_without_a_rescan_storm(tmp_path: Path) -> None:
