@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("run", "mirror the folder continuously (the service's main loop)")
     sync = command("sync", "one full pass: scan, upload, delete, reconcile; then exit")
     sync.add_argument("--dry-run", action="store_true", help="show what would change, send nothing")
+    sync.add_argument("--full-reconcile", action="store_true",
+                      help="list the whole workspace and repair what it shows, even when the"
+                      " periodic full pass ([sync] reconcile_interval_seconds) is not due")
     sync.add_argument("--allow-mass-delete", action="store_true",
                       help="allow deleting more than [sync] max_delete_fraction of the files")
     sync.add_argument("--allow-mass-reupload", action="store_true",
@@ -135,7 +138,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     settings = _settings(args)
     options = Options(allow_mass_delete=args.allow_mass_delete,
                       allow_mass_reupload=args.allow_mass_reupload,
-                      accept_new_root=args.accept_new_root)
+                      accept_new_root=args.accept_new_root,
+                      full_reconcile=args.full_reconcile)
     with Daemon(settings, options) as daemon:
         if args.dry_run:
             return daemon.dry_run(sys.stdout)

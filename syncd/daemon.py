@@ -57,6 +57,7 @@ class Options:
     max_sync_wait: float = 120.0  # `sync`: how far ahead a retry may be before giving up
     progress: bool = True
     accept_new_root: bool = False  # take another directory at the root's path as the root
+    full_reconcile: bool = False  # `sync`: list the whole workspace even when not due
 
 
 class Daemon:
@@ -383,14 +384,17 @@ class Daemon:
     # --- one-shot ---------------------------------------------------------------------------
 
     def sync_once(self) -> int:
-        """One full pass: reconcile, scan, upload, delete; 0 converged, 1 paths in error or a
-        pause (:meth:`problems` says why)."""
+        """One full pass: reconcile (the whole listing when due or asked for), scan, upload,
+        delete; 0 converged, 1 paths in error or a pause (:meth:`problems` says why)."""
         check_root(self.root)  # before any request: a missing root stops here
         self.overflow_problem = None
         if self.check_root_identity():  # another directory in its place: touch nothing
             self.publish_pauses()
             return 1
-        self.reconciler.run()
+        self.reconciler.start_up(
+            self.settings.sync.reconcile_interval_seconds,
+            force=self.options.full_reconcile or self.options.allow_mass_reupload,
+        )
         scanned = self.scan()
         self.renew()
         pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self.on_fatal,

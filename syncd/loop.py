@@ -72,12 +72,10 @@ class FailureLog:
 class Janitor:
     """A thread paying deletions and reconciling on a timer; its heartbeat shows it is alive."""
 
-    def __init__(
-        self, daemon: Daemon, stop: threading.Event, reconcile_soon: bool = False
-    ) -> None:
+    def __init__(self, daemon: Daemon, stop: threading.Event, first_reconcile: float) -> None:
         self._daemon = daemon
         self._stop = stop
-        self._reconcile_soon = reconcile_soon  # the start-up reconcile failed: retry it soon
+        self._first_reconcile = first_reconcile  # seconds until the first full pass is due
         self.heartbeat = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="syncd-janitor", daemon=True)
         self._failures = FailureLog("janitor turn failed")
@@ -103,9 +101,7 @@ class Janitor:
 
     def _run(self) -> None:
         daemon = self._daemon
-        interval = daemon.settings.sync.reconcile_interval_seconds
-        first = min(interval, RECONCILE_RETRY) if self._reconcile_soon else interval
-        next_reconcile = time.monotonic() + first
+        next_reconcile = time.monotonic() + self._first_reconcile
         while not self._stop.wait(TICK) and daemon.fatal is None:
             self.heartbeat = time.monotonic()
             if daemon.working():
@@ -201,7 +197,7 @@ def run_loop(
     check_root(daemon.root)  # before any request: a missing root stops here
     notifier.status("starting: listing the workspace")
     daemon.publish_pauses()  # the last run's pauses are history now
-    reconciled = _first_reconcile(daemon)
+    first_reconcile = _first_reconcile(daemon)
     scanned = _first_scan(daemon)
     pool = WorkerPool(
         daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal, daemon.on_journal_error,
@@ -211,7 +207,7 @@ def run_loop(
     now = time.monotonic()
     timers = Timers(scan=now + sync.rescan_interval_seconds, watcher_retry=now + WATCHER_RETRY)
     timers.observer = start_watcher(daemon.root, daemon.hints())
-    janitor = Janitor(daemon, stop, reconcile_soon=not reconciled).start()
+    janitor = Janitor(daemon, stop, first_reconcile).start()
     if progress:
         timers.first_pass = daemon.progress(scanned).start()
     notifier.ready(status_line(daemon))
@@ -238,25 +234,26 @@ def run_loop(
     return 1 if daemon.threads_problem else 0
 
 
-def _first_reconcile(daemon: Daemon) -> bool:
-    """The start-up reconcile; False if it failed in a way worth retrying from the janitor.
+def _first_reconcile(daemon: Daemon) -> float:
+    """The start-up reconcile (a full pass only when one is owed); return the seconds until the
+    janitor's first full pass: soon if this one failed in a way worth retrying.
 
     A rejected key or another workspace stops the daemon here (exit 2). A service that is down
     or answers a listing that proves nothing (a short page, a garbled answer) does not: syncing
     the folder needs no listing, and exiting would only make systemd restart into the same
     answer. With another directory in the root's place nothing is touched at all.
     """
+    interval = daemon.settings.sync.reconcile_interval_seconds
     if daemon.check_root_identity() is not None:
-        return True
+        return interval
     try:
-        daemon.reconciler.run()
+        return daemon.reconciler.start_up(interval)
     except (AuthenticationFailed, JournalError):
         raise
     except SyncdError as exc:
         log.warning("start-up reconcile failed; syncing the folder and retrying it soon",
                     error=str(exc))
-        return False
-    return True
+        return min(interval, RECONCILE_RETRY)
 
 
 def _first_scan(daemon: Daemon) -> ScanResult:

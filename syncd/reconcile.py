@@ -52,6 +52,7 @@ CLOCK_SKEW = 60.0  # seconds our clock may run ahead of the service's created_at
 MAX_SKEW = 3600.0
 INTENT_GRACE = 30.0  # seconds an upload must be old before a listing without its copy ends it
 PAGES_META = "listing_pages"  # pages of the last complete listing
+LISTED_META = "last_listing"  # unix time a complete listing began (the last full pass)
 PAGE_CAP_FACTOR, PAGE_CAP_MARGIN = 10, 100
 REUPLOAD_OVERRIDE = "`syncd sync --allow-mass-reupload`"
 
@@ -249,6 +250,26 @@ def _adoptable(intent: Intent, row: FileRow | None) -> bool:
     return row is None or row.synced is None or row.synced.synced_at < intent.started_at
 
 
+def startup_listing(
+    last_listing: float | None, now: float, interval: float, intents: int, refused: bool
+) -> str | None:
+    """Why the start-up must list the whole workspace, or None when one request will do.
+
+    A full listing is owed when none was ever completed (a new or rebuilt journal), when
+    uploads were in flight as syncd stopped (their copies must be found), when the last one was
+    refused, or when the periodic full pass is due (a clock that went back counts as due).
+    """
+    if last_listing is None:
+        return "no complete listing recorded yet"
+    if intents:
+        return f"{intents} upload(s) were in flight when syncd stopped"
+    if refused:
+        return "the last reconcile was refused"
+    if not 0 <= now - last_listing < interval:
+        return "the periodic full pass is due"
+    return None
+
+
 class Reconciler:
     """Runs a reconcile against the service and applies its plan, path by path."""
 
@@ -263,6 +284,33 @@ class Reconciler:
     def last_refusal(self) -> str | None:
         """Why the last reconcile changed nothing (a listing lacking too many files), or None."""
         return self.last.refused if self.last else None
+
+    def start_up(self, interval: float, force: bool = False) -> float:
+        """The start-up reconcile: a full pass only when :func:`startup_listing` says one is
+        owed (or ``force``); otherwise one ``limit=1`` request proves the key and the workspace.
+        Returns the
+        seconds until the next full pass is due.
+
+        The probe is evidence of one thing more: a workspace that lists nothing while the
+        journal holds copies (a key moved to an empty workspace) gets the full pass at once.
+        """
+        ctx = self.ctx
+        journal = ctx.journal
+        now = ctx.clock()
+        last = _number(journal.get_meta(LISTED_META))
+        reason = "asked for" if force else startup_listing(
+            last, now, interval, len(journal.intents()), bool(journal.get_meta("reconcile_refused"))
+        )
+        if reason is None and not ctx.client.list_page(limit=1).data and journal.counts().synced:
+            reason = "the workspace lists nothing and the journal holds copies"
+        if reason is not None or last is None:
+            log.info("listing the workspace", reason=reason)
+            self.run()
+            return interval
+        due = last + interval - now
+        log.info("start-up listing skipped", last_listing=rfc3339(last),
+                 next_full_pass_in_s=round(due))
+        return due
 
     def run(self, client: FilesClient | None = None) -> Plan:
         """List everything, plan, apply; return the plan.
@@ -285,6 +333,7 @@ class Reconciler:
             self._apply(result)
         ctx.journal.set_meta("reconcile_refused", result.refused or "")
         ctx.journal.set_meta("last_reconcile", rfc3339(ctx.clock()))
+        ctx.journal.set_meta(LISTED_META, repr(started))
         ctx.journal.set_meta("foreign_files", str(result.foreign))
         ctx.metrics.reconciled(ctx.clock())
         self.last = result
@@ -389,6 +438,14 @@ def snapshot(
     tombstoned = frozenset(t.file_id for t in journal.tombstones())
     shown = Shown(listing, listed_since, marks, count) if listing is not None else None
     return Snapshot(synced, tombstoned, intents, rows, shown)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _our_ids(journal: Journal) -> Iterator[str]:

@@ -261,7 +261,7 @@ def test_watchdog_pings_stop_when_the_janitor_stalls(tmp_path: Path) -> None:
             return 0
 
         daemon.run_deletions = wedged  # type: ignore[method-assign]
-        janitor = Janitor(daemon, stop)
+        janitor = Janitor(daemon, stop, first_reconcile=600.0)
         before_start = janitor.healthy()
         janitor.start()
         running = janitor.healthy()
