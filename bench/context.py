@@ -39,7 +39,7 @@ class Sizes:
             return cls(economy_files=20, restart_files=1000, pacing_files=30, pacing_rpm=600,
                        throughput_files=300, big_bytes=20 * 10**6, scan_files=3000,
                        latency_files=5, runs=1)
-        return cls(economy_files=200, restart_files=10_000, pacing_files=500, pacing_rpm=600,
+        return cls(economy_files=200, restart_files=20_000, pacing_files=500, pacing_rpm=600,
                    throughput_files=5000, big_bytes=400 * 10**6, scan_files=100_000,
                    latency_files=50, runs=3)
 

@@ -21,10 +21,11 @@ class SyncedTree:
     tree: list[tuple[str, os.stat_result, bytes]]
     ids: list[str]
 
-    def journal(self, path: Path, base_url: str) -> Path:
-        """A fresh journal at ``path`` in which every file is synced (bound to ``base_url``)."""
+    def journal(self, path: Path, base_url: str, listed_at: float | None = None) -> Path:
+        """A fresh journal at ``path`` in which every file is synced (bound to ``base_url``),
+        with a full listing recorded at ``listed_at`` if given."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        prefill_journal(path, self.root, base_url, self.tree, self.ids)
+        prefill_journal(path, self.root, base_url, self.tree, self.ids, listed_at)
         return path
 
 

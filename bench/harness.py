@@ -175,6 +175,9 @@ def requests_total(stats: dict[str, int]) -> int:
 # syncd, in its own process
 
 
+RECONCILE_INTERVAL = 86400.0  # the bench's syncd: no periodic pass inside a measurement
+
+
 @dataclass
 class SyncdSetup:
     """A root, a journal and a config file for one syncd under test."""
@@ -193,7 +196,7 @@ class SyncdSetup:
         self.journal = self.work / "state" / "journal.db"
         self.config = self.work / "syncd.toml"
         sync = {"settle_seconds": self.settle, "settle_max_seconds": max(5.0, self.settle * 4),
-                "workers": self.workers, "reconcile_interval_seconds": 86400.0,
+                "workers": self.workers, "reconcile_interval_seconds": RECONCILE_INTERVAL,
                 "rescan_interval_seconds": 86400.0, "max_delete_fraction": 1.0,
                 **self.extra_sync}
         lines = [f"root = {_toml(str(self.root))}", "", "[remote]",
@@ -384,16 +387,23 @@ def prefill_emulator(data: Path, tree: list[tuple[str, os.stat_result, bytes]]) 
 
 
 def prefill_journal(journal: Path, root: Path, base_url: str,
-                    tree: list[tuple[str, os.stat_result, bytes]], ids: list[str]) -> None:
+                    tree: list[tuple[str, os.stat_result, bytes]], ids: list[str],
+                    listed_at: float | None = None) -> None:
     """A syncd journal in which every file of ``tree`` is synced to ``ids``, written in bulk.
 
-    The same rows ``Journal.commit_upload`` writes, one transaction for all of them.
+    The same rows ``Journal.commit_upload`` writes, one transaction for all of them. With
+    ``listed_at``, the journal also records a complete listing (a full reconcile) at that time,
+    as a daemon that ran its periodic pass then would have: a restart before the pass is due
+    again sends one request instead of the whole listing.
     """
     import hashlib
 
     from syncd.journal import Journal
+    from syncd.reconcile import LISTED_META
 
-    Journal.open(journal, os.fsdecode(root.absolute()), base_url).close()
+    with contextlib.closing(Journal.open(journal, os.fsdecode(root.absolute()), base_url)) as j:
+        if listed_at is not None:
+            j.set_meta(LISTED_META, repr(listed_at))
     now = time.time()
     rows = [(os.fsencode(rel), file_id, encode_name(rel), hashlib.sha256(content).hexdigest(),
              st.st_size, st.st_mtime_ns, st.st_ino, "text/plain", now)

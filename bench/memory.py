@@ -1,9 +1,12 @@
 """Scenario 5, memory (and scenario 4's start-up to READY, from the same daemon).
 
 Peak RSS is the kernel's VmHWM of the ``syncd run`` process. Idle: the daemon started over the
-big already-synced tree (the emulator lists every file, so start-up pages the whole listing and
-scans the whole tree), READY, then a few seconds idle. Big upload: a daemon over a one-file
-tree, idle, then a large file hard-linked into the root; the rise of VmHWM across its upload.
+big already-synced tree with no full pass recorded (so start-up pages the whole listing, as a
+new journal or an overdue pass does, and scans the whole tree), READY, then a few seconds idle.
+Big upload: a daemon over a one-file tree, idle, then a large file hard-linked into the root;
+the rise of VmHWM across its upload.
+A second start over the same tree with its last full pass recorded a minute ago: one probe
+request instead of the listing, then the scan and READY (issue 13's cheap start-up).
 Idle CPU: the daemon's CPU ticks (/proc/PID/stat) over a window after READY and a settling
 pause, as a fraction of one core. With ``--scale`` the idle rows run again over the
 million-file tree (30,000 with ``--quick``), with the targets for that size.
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.context import Context
-from bench.fixture import synced_tree
+from bench.fixture import SyncedTree, synced_tree
 from bench.harness import (
     HEADERS,
     Daemon,
@@ -68,28 +71,50 @@ def _idle_core(pid: int, settle: float, window: float) -> float:
     return (_cpu_seconds(pid) - before) / (time.monotonic() - started)
 
 
+@dataclass(frozen=True)
+class Restart:
+    """``syncd run`` restarted over a synced tree whose full pass is not due yet."""
+
+    files: int
+    ready: float  # seconds from launch to READY=1
+    scan_s: float
+    requests: dict[str, int]  # what the emulator answered up to READY
+
+
+def _configured(ctx: Context, fixture: SyncedTree, work: Path, emu: Emulator,
+                listed_at: float | None = None) -> SyncdSetup:
+    """A syncd setup over ``fixture``'s root with its journal prefilled."""
+    setup = SyncdSetup(work, emu.base_url)
+    setup.root.rmdir()
+    # The daemon must see the fixture's real path: point its config at the fixture root.
+    text = setup.config.read_text().replace(str(setup.root), str(fixture.root), 1)
+    setup.config.write_text(text)
+    fixture.journal(setup.journal, emu.base_url, listed_at)
+    emu.reset_stats()
+    return setup
+
+
+def _scan_seconds(daemon: Daemon) -> float:
+    scans = daemon.log_events("scanned")
+    return float(scans[0]["duration_ms"]) / 1000 if scans else float("nan")
+
+
 def _idle(ctx: Context, n: int) -> Idle:
-    """Start ``syncd run`` over a synced tree of ``n`` files: READY, peak RSS, idle CPU."""
+    """Start ``syncd run`` over a synced tree of ``n`` files with its full pass due (it pages
+    the whole listing before READY): READY, peak RSS, idle CPU."""
     fixture = synced_tree(ctx, n)
     work = ctx.workdir("memory-idle")
     settle, window = (3.0, 5.0) if ctx.quick else (10.0, 20.0)
     with Emulator(fixture.emulator_data) as emu:
-        setup = SyncdSetup(work, emu.base_url)
-        setup.root.rmdir()
-        # The daemon must see the fixture's real path: point its config at the fixture root.
-        text = setup.config.read_text().replace(str(setup.root), str(fixture.root), 1)
-        setup.config.write_text(text)
-        fixture.journal(setup.journal, emu.base_url)
-        emu.reset_stats()
+        setup = _configured(ctx, fixture, work, emu)
         with Daemon(setup) as daemon:
             ready = daemon.wait_ready(1200)
             core = _idle_core(daemon.proc.pid, settle, window)
             peak = daemon.peak_kib()
-            scans = daemon.log_events("scanned")
-            queued = scans[0].get("queued") if scans else None
+            scan_s = _scan_seconds(daemon)
             stats = emu.stats()
         ctx.log(f"memory {n}: ready {ready:.1f} s, peak {peak} KiB, idle {core:.3f} core,"
-                f" queued {queued}, {stats}")
+                f" {stats}")
     watchmedo = Path(sys.executable).with_name("watchmedo")
     proc = subprocess.Popen([str(watchmedo), "shell-command", "-R", "-c", "true",
                              str(fixture.root)], stdout=subprocess.DEVNULL,
@@ -100,20 +125,41 @@ def _idle(ctx: Context, n: int) -> Idle:
     finally:
         stop_process(proc, 10)
     ctx.cleanup("memory-idle")
-    scan_s = float(scans[0]["duration_ms"]) / 1000 if scans else float("nan")
     return Idle(len(fixture.tree), ready, scan_s, peak, core, window, naive_peak, naive_core)
 
 
-def _idle_rows(idle: Idle, scale: bool) -> list[Row]:
+def _restart(ctx: Context, n: int) -> Restart:
+    """Restart ``syncd run`` over the synced tree of ``n`` files, its last full pass a minute
+    old: one probe request, the start-up scan, READY."""
+    fixture = synced_tree(ctx, n)
+    work = ctx.workdir("memory-restart")
+    with Emulator(fixture.emulator_data) as emu:
+        setup = _configured(ctx, fixture, work, emu, listed_at=time.time() - 60)
+        with Daemon(setup) as daemon:
+            ready = daemon.wait_ready(1200)
+            stats = emu.stats()
+            scan_s = _scan_seconds(daemon)
+        ctx.log(f"memory {n}: restart ready {ready:.1f} s, {stats}")
+    ctx.cleanup("memory-restart")
+    counts = {op: stats[op] for op in ("list", "upload", "get", "delete") if stats.get(op)}
+    return Restart(len(fixture.tree), ready, scan_s, counts)
+
+
+def _idle_rows(idle: Idle, restart: Restart, scale: bool) -> list[Row]:
     """READY, peak RSS and idle CPU of one idle run, with their targets for its size."""
     n = idle.files
     rss_target = 200 if scale else 100  # MB: at 1M files, at 100k
     ready_target = "<= 30 s" if scale else "(reported)"
+    probe = restart.requests == {"list": 1}
     return [
-        Row(f"4 scan: syncd run start-up to READY, {n} files synced",
-            f"{idle.ready:.2f} s (its scan() {idle.scan_s:.2f} s)", "-",
-            f"{idle.ready:.2f} s", ready_target, idle.ready <= 30 if scale else None,
+        Row(f"4 scan: syncd run restart to READY, {n} files synced, full pass not due",
+            f"{restart.ready:.2f} s (its scan() {restart.scan_s:.2f} s), {restart.requests}",
+            f"full pass due: {idle.ready:.2f} s", f"{restart.ready:.2f} s",
+            f"{ready_target}, 1 request", probe and (restart.ready <= 30 if scale else True),
             timed=scale),
+        Row(f"4 scan: syncd run start-up to READY, {n} files synced, full pass due",
+            f"{idle.ready:.2f} s (its scan() {idle.scan_s:.2f} s)", "-",
+            f"{idle.ready:.2f} s", "(reported)", None, timed=scale),
         Row(f"5 memory: peak RSS, syncd run start-up and idle, {n} files synced",
             f"{idle.peak_kib / MB:.1f} MB", f"watchmedo idle {idle.naive_peak_kib / MB:.1f} MB",
             f"{idle.peak_kib / MB:.1f} MB", f"<= {rss_target} MB",
@@ -160,9 +206,12 @@ def _big(ctx: Context) -> tuple[int, int, int]:
 def run(ctx: Context) -> list[Row]:
     """Scenario 5 and the start-up rows of scenario 4 (and the million-file ones with
     ``--scale``)."""
-    rows = _idle_rows(_idle(ctx, ctx.sizes.scan_files), scale=False)
+    sizes = [(ctx.sizes.scan_files, False)]
     if ctx.sizes.scale_files:
-        rows += _idle_rows(_idle(ctx, ctx.sizes.scale_files), scale=True)
+        sizes.append((ctx.sizes.scale_files, True))
+    rows = []
+    for n, scale in sizes:
+        rows += _idle_rows(_idle(ctx, n), _restart(ctx, n), scale)
     before, after, curl_peak = _big(ctx)
     mb = ctx.sizes.big_bytes / 1e6
     rise = after - before
