@@ -34,9 +34,9 @@ from bench.harness import (
     wait_until,
 )
 from bench.table import Row
-from syncd.ignore import IgnoreRules
-from syncd.names import decode_name
-from syncd.scan import walk
+from syncd.local.ignore import IgnoreRules
+from syncd.local.scan import walk
+from syncd.remote.names import decode_name
 
 SETTLE = 0.3
 Step = tuple[str, str, Callable[[Path], None], int]  # name, target file, action, expected

@@ -23,8 +23,8 @@ from bench.table import Row
 FULL_FILES, QUICK_FILES, QUICK_CAP = 250_000, 800, 150
 SIZE = 64
 # `syncd sync` with the queue's cap set first: the cap is a module constant, not a setting.
-_BOOT = ("import sys, syncd.dirtyqueue as q; q.MAX_SIZE = int(sys.argv[1]); "
-         "from syncd.cli import main; sys.exit(main(sys.argv[2:]))")
+_BOOT = ("import sys, syncd.engine.dirtyqueue as q; q.MAX_SIZE = int(sys.argv[1]); "
+         "from syncd.cli.main import main; sys.exit(main(sys.argv[2:]))")
 
 
 def _sync(setup: SyncdSetup, cap: int | None, timeout: float) -> tuple[float, int]:

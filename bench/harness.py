@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from syncd.names import decode_name, encode_name
+from syncd.remote.names import decode_name, encode_name
 
 API_KEY = "sk-ant-bench-0123456789abcdef"
 EXTENSIONS = (".txt", ".md", ".py", ".json", ".csv", ".pdf", ".log", "")
@@ -373,7 +373,7 @@ def prefill_emulator(data: Path, tree: list[tuple[str, os.stat_result, bytes]]) 
     import hashlib
     from datetime import UTC, datetime
 
-    from syncd.emulator_store import FileStore, new_id
+    from syncd.emulator.store import FileStore, new_id
 
     FileStore(data, time.time, 2.0).close()
     created = datetime.fromtimestamp(time.time() - 60, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -398,8 +398,8 @@ def prefill_journal(journal: Path, root: Path, base_url: str,
     """
     import hashlib
 
+    from syncd.engine.reconcile import LISTED_META
     from syncd.journal import Journal
-    from syncd.reconcile import LISTED_META
 
     with contextlib.closing(Journal.open(journal, os.fsdecode(root.absolute()), base_url)) as j:
         if listed_at is not None:

@@ -16,7 +16,7 @@ from bench.context import Context
 from bench.economy import _naive_command
 from bench.harness import Daemon, Emulator, SyncdSetup, percentile, stop_process
 from bench.table import Row
-from syncd.names import encode_name
+from syncd.remote.names import encode_name
 
 SETTLE = 0.5
 

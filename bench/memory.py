@@ -36,7 +36,7 @@ from bench.harness import (
     wait_until,
 )
 from bench.table import Row
-from syncd.names import encode_name
+from syncd.remote.names import encode_name
 
 MB = 1000 * 1000 / 1024  # KiB in a megabyte (10^6 bytes), the unit of the targets
 IDLE_CORE = 0.02  # the idle CPU target, a fraction of one core

@@ -26,10 +26,10 @@ from bench.context import Context
 from bench.fixture import synced_tree
 from bench.harness import median
 from bench.table import Row
-from syncd.dirtyqueue import DirtyQueue
-from syncd.ignore import IgnoreRules
+from syncd.engine.dirtyqueue import DirtyQueue
 from syncd.journal import Journal
-from syncd.scan import ScanResult, scan_tree
+from syncd.local.ignore import IgnoreRules
+from syncd.local.scan import ScanResult, scan_tree
 
 BASE_URL = "http://127.0.0.1:9"
 MIN_RUNS = 5

@@ -29,8 +29,8 @@ from bench.harness import (
     wait_until,
 )
 from bench.table import Row
-from syncd.names import encode_name
-from syncd.watcher import OVERFLOW_REASON
+from syncd.local.watcher import OVERFLOW_REASON
+from syncd.remote.names import encode_name
 
 SETTLE = 0.5
 FILES_PER_DIR = 2

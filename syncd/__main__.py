@@ -2,6 +2,6 @@
 
 import sys
 
-from syncd.cli import main
+from syncd.cli.main import main
 
 sys.exit(main())

@@ -38,9 +38,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from syncd.client import DEFAULT_BASE_URL, GA_VERSION, ApiVersion, valid_id
 from syncd.errors import BadAnswer, ConfigError
-from syncd.names import prefix_problem
+from syncd.remote.client import DEFAULT_BASE_URL, GA_VERSION, ApiVersion, valid_id
+from syncd.remote.names import prefix_problem
 
 log = structlog.get_logger("syncd.config")
 CREDENTIAL_NAME = "anthropic_api_key"

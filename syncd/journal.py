@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from syncd.errors import JournalError, JournalLockedError, JournalMismatchError
-from syncd.localstat import LocalStat
+from syncd.model import LocalStat
 
 CHUNK_ROWS = 500  # rows per iter_rows query: flat memory, and the lock is released in between
 SCAN_CHUNK_ROWS = 5000  # rows per scan_rows query: plain tuples, a few ms under the lock

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from syncd.client import FilesClient
-from syncd.pacer import Pacer
+from syncd.remote.client import FilesClient
+from syncd.remote.pacer import Pacer
 
 
 class Recorder:
@@ -39,7 +39,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[Any]:
     """A fresh emulator on a free loopback port, stopped after the test."""
-    from syncd.emulator import EmulatorConfig, run_emulator
+    from syncd.emulator.app import EmulatorConfig, run_emulator
 
     config = EmulatorConfig(data_dir=tmp_path / "emulator", api_key="sk-ant-test-0123456789")
     with run_emulator(config, host="127.0.0.1", port=0) as emu:

@@ -11,14 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from syncd.client import GA_VERSION, FilesClient
 from syncd.config import Settings, load_settings
-from syncd.daemon import Daemon, Options
-from syncd.emulator import EmulatorConfig, RunningEmulator, run_emulator
-from syncd.ignore import IgnoreRules
-from syncd.names import decode_name
-from syncd.pacer import Pacer
-from syncd.scan import walk
+from syncd.emulator.app import EmulatorConfig, RunningEmulator, run_emulator
+from syncd.local.ignore import IgnoreRules
+from syncd.local.scan import walk
+from syncd.remote.client import GA_VERSION, FilesClient
+from syncd.remote.names import decode_name
+from syncd.remote.pacer import Pacer
+from syncd.service.daemon import Daemon, Options
 
 API_KEY = "sk-ant-bench-key-0123456789abcdef"
 FOREIGN = {"foreign-report.pdf": b"%PDF-1.4 not ours", "docs%2Fa.txt": b"same name as ours"}
@@ -152,7 +152,7 @@ def bench(
     api_version: str = GA_VERSION, page_max: int | None = None, **sync: Any
 ) -> Iterator[Bench]:
     """A Bench on a fresh emulator (``clock`` drives the emulator's rate limiter and times)."""
-    from syncd.emulator_faults import Faults
+    from syncd.emulator.faults import Faults
 
     cfg = EmulatorConfig(
         data_dir=tmp / "emulator", api_key=API_KEY, linger_seconds=1.0,

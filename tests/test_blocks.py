@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd.blocks import block_type, content_block, resource
-from syncd.cli import main
+from syncd.cli.blocks import block_type, content_block, resource
+from syncd.cli.main import main
 from syncd.journal import Journal, Synced
-from syncd.manifest import manifest_data
-from syncd.names import encode_name
+from syncd.remote.names import encode_name
+from syncd.service.manifest import manifest_data
 
 NON_UTF8 = os.fsdecode(b"caf\xe9.txt")
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from syncd import watcher
-from syncd.cli import main
+from syncd.cli.main import main
+from syncd.local import watcher
 from tests.syncenv import API_KEY, Bench, bench, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -38,7 +38,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def test_status_ls_errors_read_the_journal(tmp_path: Path) -> None:
     """After a sync with one failure, status/ls/errors show the files, the map and the error."""
-    from syncd.emulator import EmulatorConfig, run_emulator
+    from syncd.emulator.app import EmulatorConfig, run_emulator
 
     cfg = EmulatorConfig(data_dir=tmp_path / "emu", api_key=API_KEY, max_file_bytes=100)
     with run_emulator(cfg) as emu:
@@ -156,7 +156,7 @@ def test_journal_inside_root_is_not_uploaded(tmp_path: Path) -> None:
         b.write(".syncd/journal.db.broken-20261124T000000.000000Z", b"old journal")
         settings = b.settings()
         from syncd.config import load_settings
-        from syncd.daemon import Daemon
+        from syncd.service.daemon import Daemon
 
         inside = load_settings(None, **{**settings.model_dump(), "state": {
             "journal": b.root / ".syncd" / "journal.db"}})
@@ -193,7 +193,7 @@ def test_watcher_is_retried_once_the_kernel_allows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A watcher refused at start is tried again until it runs; changes then sync."""
-    from syncd import loop
+    from syncd.service import loop
 
     refusals = [1]
 
@@ -216,8 +216,8 @@ def test_watcher_is_retried_once_the_kernel_allows(
 def test_the_cli_does_not_load_the_emulator() -> None:
     """`syncd run` under systemd never serves HTTP: importing the CLI must not load the
     emulator or its web stack (starlette, uvicorn)."""
-    probe = ("import sys, syncd.cli; print(sorted(m for m in ('starlette', 'uvicorn',"
-             " 'syncd.emulator') if m in sys.modules))")
+    probe = ("import sys, syncd.cli.main; print(sorted(m for m in ('starlette', 'uvicorn',"
+             " 'syncd.emulator.app') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert "[]" == out.strip()

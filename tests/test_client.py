@@ -13,8 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncd import errors
-from syncd.client import FilesClient
-from syncd.pacer import Pacer
+from syncd.remote.client import FilesClient
+from syncd.remote.pacer import Pacer
 from tests.conftest import Recorder
 
 KEY = "sk-ant-api03-SECRET-never-print-me"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from syncd import errors
-from syncd.emulator import EmulatorConfig, run_emulator
-from syncd.emulator_faults import Faults
+from syncd.emulator.app import EmulatorConfig, run_emulator
+from syncd.emulator.faults import Faults
 from tests.conftest import Recorder, make_client
 
 
@@ -74,7 +74,7 @@ def test_download_streams_a_downloadable_file(emulator: Any, tmp_path: Path) -> 
 
 def test_wrong_key_is_authentication_failed_without_the_key(emulator: Any) -> None:
     """A rejected key raises AuthenticationFailed whose text does not contain the key."""
-    from syncd.client import FilesClient
+    from syncd.remote.client import FilesClient
 
     client = FilesClient("sk-ant-wrong-key-123", emulator.base_url, max_retries=0)
     with pytest.raises(errors.AuthenticationFailed) as info:

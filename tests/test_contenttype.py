@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.contenttype import HEAD_BYTES, content_type
+from syncd.local.contenttype import HEAD_BYTES, content_type
 
 _OOXML = "application/vnd.openxmlformats-officedocument."
 

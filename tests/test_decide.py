@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syncd.decide import (
+from syncd.engine.decide import (
     RACY_WINDOW_NS,
     Action,
     Decision,
@@ -14,7 +14,7 @@ from syncd.decide import (
     retry_backoff,
 )
 from syncd.journal import Failure, FileRow, Synced
-from syncd.localstat import LocalStat
+from syncd.model import LocalStat
 
 MTIME = 1_700_000_000_000_000_000  # ns
 SYNCED_AT = MTIME / 1e9 + 60.0  # recorded a minute after the last write: not racy

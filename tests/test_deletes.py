@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncd.deletes import (
+from syncd.engine.deletes import (
     DELETE_WINDOW,
     MIN_GUARDED,
     RECENT_SECONDS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from syncd.dirtyqueue import DirtyQueue
+from syncd.engine.dirtyqueue import DirtyQueue
 
 
 class Clock:

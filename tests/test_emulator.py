@@ -20,15 +20,15 @@ import httpx
 import pytest
 import yaml
 
-from syncd.emulator import (
+from syncd.emulator.app import (
     OPENAPI_PATH,
     EmulatorConfig,
     RunningEmulator,
     run_emulator,
 )
-from syncd.emulator_cli import add_emulator_arguments, run_emulator_cli
-from syncd.emulator_faults import Faults
-from syncd.names import filename_problem
+from syncd.emulator.cli import add_emulator_arguments, run_emulator_cli
+from syncd.emulator.faults import Faults
+from syncd.remote.names import filename_problem
 from tests.conftest import control
 
 pytestmark = pytest.mark.timeout(60)
@@ -690,7 +690,7 @@ def test_cli_defaults_read_the_key_from_the_environment(monkeypatch: pytest.Monk
 
 def test_cli_serves_until_sigterm_and_seeds_foreign_files(tmp_path: Path) -> None:
     """The CLI seeds N foreign files, serves, and exits 0 on SIGTERM."""
-    code = ("import argparse, sys; from syncd.emulator_cli import add_emulator_arguments, "
+    code = ("import argparse, sys; from syncd.emulator.cli import add_emulator_arguments, "
             "run_emulator_cli; p = argparse.ArgumentParser(); add_emulator_arguments(p); "
             "sys.exit(run_emulator_cli(p.parse_args(sys.argv[1:])))")
     argv = [sys.executable, "-c", code, "--data", str(tmp_path), "--port", "0",
@@ -746,7 +746,7 @@ def test_control_endpoints_need_the_key(emu: RunningEmulator) -> None:
 
 def test_a_non_loopback_host_is_warned_about(capsys: pytest.CaptureFixture[str]) -> None:
     """--host 0.0.0.0 prints one warning line; loopback does not."""
-    from syncd.emulator_cli import _exposure_warning
+    from syncd.emulator.cli import _exposure_warning
 
     assert (None, None, True) == (
         _exposure_warning("127.0.0.1"), _exposure_warning("localhost"),

@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.emulator import EmulatorConfig, FileScope, RunningEmulator, run_emulator
-from syncd.emulator_cli import add_emulator_arguments, run_emulator_cli
-from syncd.emulator_faults import Faults
-from syncd.emulator_store import FileStore
-from syncd.names import filename_problem
+from syncd.emulator.app import EmulatorConfig, FileScope, RunningEmulator, run_emulator
+from syncd.emulator.cli import add_emulator_arguments, run_emulator_cli
+from syncd.emulator.faults import Faults
+from syncd.emulator.store import FileStore
+from syncd.remote.names import filename_problem
 from tests.conftest import control
 from tests.test_emulator import BOUNDARY, FakeClock, api_headers, closing, raw_part
 
@@ -711,7 +711,7 @@ def test_cli_rejects_bad_ga_values(tmp_path: Path, capsys: pytest.CaptureFixture
 
 def test_cli_ga_options_reach_the_config(tmp_path: Path) -> None:
     """--page-max, --workspace-id and --quota-bytes end up in the emulator's config."""
-    from syncd.emulator_cli import _config_from
+    from syncd.emulator.cli import _config_from
 
     cfg = _config_from(parse_cli("--data", str(tmp_path), "--page-max", "7",
                                  "--workspace-id", "wrkspc_cli", "--quota-bytes", "99"))

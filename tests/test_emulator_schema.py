@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from syncd.emulator import OPENAPI_PATH, EmulatorConfig, RunningEmulator, run_emulator
+from syncd.emulator.app import OPENAPI_PATH, EmulatorConfig, RunningEmulator, run_emulator
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,8 +15,8 @@ import pytest
 from anthropic.types import FileExpiredError, FileNotDownloadableError, StorageQuotaExceededError
 from anthropic.types.beta import BetaFileScope
 
-from syncd.emulator import EmulatorConfig, FileScope, RunningEmulator, run_emulator
-from syncd.emulator_faults import Faults
+from syncd.emulator.app import EmulatorConfig, FileScope, RunningEmulator, run_emulator
+from syncd.emulator.faults import Faults
 from tests.test_emulator import FakeClock
 
 pytestmark = pytest.mark.timeout(60)

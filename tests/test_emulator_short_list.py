@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.emulator import EmulatorConfig, RunningEmulator, run_emulator
-from syncd.emulator_faults import FaultDice, Faults
+from syncd.emulator.app import EmulatorConfig, RunningEmulator, run_emulator
+from syncd.emulator.faults import FaultDice, Faults
 from tests.conftest import control
 from tests.test_emulator import api_headers
 

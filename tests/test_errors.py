@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from syncd import errors
-from syncd.retry import is_retryable, retry_delay
+from syncd.remote.retry import is_retryable, retry_delay
 
 NESTED = {
     "type": "error",

@@ -17,15 +17,15 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from syncd import logs
-from syncd.cli import main
-from syncd.client import FilesClient
+from syncd.cli.main import main
+from syncd.cli.rebuild import _rules, rebuild
 from syncd.config import Settings, load_settings, resolve_api_key
-from syncd.daemon import Daemon
 from syncd.errors import ConfigError, JournalError
 from syncd.journal import Journal
-from syncd.manifest import write_manifest
-from syncd.rebuild import _rules, rebuild
+from syncd.remote.client import FilesClient
+from syncd.service import logs
+from syncd.service.daemon import Daemon
+from syncd.service.manifest import write_manifest
 
 KEY = "sk-ant-api03-secret-0123456789"
 SECOND = "second-line-XYZ"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.ignore import DEFAULT_IGNORES, MAX_IGNORE_FILE, MAX_PATTERN, IgnoreRules
+from syncd.local.ignore import DEFAULT_IGNORES, MAX_IGNORE_FILE, MAX_PATTERN, IgnoreRules
 
 
 @pytest.fixture
@@ -214,7 +214,7 @@ def test_sources_listed_for_logging(tmp_path: Path) -> None:
 
 def test_skipped_ignore_lines_are_shown_by_status(tmp_path: Path) -> None:
     """A bad .syncdignore line does not stop a sync, and `syncd status` names it."""
-    from syncd.report import status_data
+    from syncd.cli.report import status_data
     from tests.syncenv import bench
 
     with bench(tmp_path) as b:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from syncd.ignore import DEFAULT_IGNORES, IgnoreRules
-from syncd.scan import walk
+from syncd.local.ignore import DEFAULT_IGNORES, IgnoreRules
+from syncd.local.scan import walk
 
 _SIDE = re.compile(r"(?s)(.+)-(?:wal|shm|journal)")
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.emulator_faults import Faults
+from syncd.emulator.faults import Faults
 from syncd.journal import Journal
-from syncd.names import decode_name
+from syncd.remote.names import decode_name
 from tests.syncenv import API_KEY, Bench, bench, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -99,7 +99,7 @@ def test_4_a_file_changing_during_upload_is_not_kept(tmp_path: Path) -> None:
 
 def test_6_permanent_error_waits_for_a_change(tmp_path: Path) -> None:
     """A too-large file is an error (exit 1), not retried until it changes, then synced."""
-    from syncd.emulator import EmulatorConfig, run_emulator
+    from syncd.emulator.app import EmulatorConfig, run_emulator
 
     cfg = EmulatorConfig(data_dir=tmp_path / "emu", api_key=API_KEY, max_file_bytes=1000)
     with run_emulator(cfg) as emu:

@@ -28,7 +28,7 @@ from syncd.journal import (
     Tombstone,
     lock_holder,
 )
-from syncd.localstat import LocalStat
+from syncd.model import LocalStat
 
 ROOT = "/srv/docs"
 URL = "https://api.anthropic.com"

@@ -11,7 +11,7 @@ import pytest
 
 from syncd.errors import JournalError
 from syncd.journal import Failure, Journal, JournalCounts
-from syncd.localstat import LocalStat
+from syncd.model import LocalStat
 from tests.test_journal import open_journal, synced
 
 STAT = LocalStat(10, 1_700_000_000_000_000_000, 42)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from syncd import journal as journal_module
-from syncd.expiry import mark_expiring
 from syncd.journal import Journal
+from syncd.remote.expiry import mark_expiring
 from tests.test_journal import ROOT, URL, open_journal, synced
 
 

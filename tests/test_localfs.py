@@ -21,20 +21,21 @@ from typing import Any
 import httpx
 import pytest
 
-from syncd import localfs, rebuild
-from syncd.client import FilesClient, RemoteFile
-from syncd.contenttype import content_type
-from syncd.deletes import DeleteGate
-from syncd.dirtyqueue import DirtyQueue
+from syncd.cli import rebuild
+from syncd.engine.deletes import DeleteGate
+from syncd.engine.dirtyqueue import DirtyQueue
+from syncd.engine.reconcile import Reconciler
+from syncd.engine.worker import SyncContext, Syncer
 from syncd.errors import LocalFileError
-from syncd.ignore import IgnoreRules
 from syncd.journal import Journal
-from syncd.localfs import FileSource, hash_unchanged, open_file
-from syncd.localstat import LocalStat
-from syncd.pacer import Pacer
-from syncd.reconcile import Reconciler
-from syncd.scan import local_stat
-from syncd.worker import SyncContext, Syncer
+from syncd.local import fs as localfs
+from syncd.local.contenttype import content_type
+from syncd.local.fs import FileSource, hash_unchanged, open_file
+from syncd.local.ignore import IgnoreRules
+from syncd.local.scan import local_stat
+from syncd.model import LocalStat
+from syncd.remote.client import FilesClient, RemoteFile
+from syncd.remote.pacer import Pacer
 
 pytestmark = pytest.mark.timeout(60)
 KEY = "sk-ant-test-localfs-0123456789"
@@ -420,7 +421,7 @@ def test_worker_reads_nothing_through_a_directory_swapped_after_its_stat(
         heads.append(head)
         return real(path, head)
 
-    monkeypatch.setattr("syncd.worker.content_type", sniff)
+    monkeypatch.setattr("syncd.engine.worker.content_type", sniff)
     remote = Remote()
     clock = SwapOnFirstCall(lambda: swap_d_out(tree))
     with syncer(tmp_path, tree, remote, clock=clock) as s:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from syncd.names import (
+from syncd.remote.names import (
     MAX_NAME_CHARS,
     decode_name,
     encode_name,

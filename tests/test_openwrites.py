@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncd.openwrites import RECHECK, OpenWrites
-from syncd.watcher import Hints, start_watcher, stop_watcher
+from syncd.local.openwrites import RECHECK, OpenWrites
+from syncd.local.watcher import Hints, start_watcher, stop_watcher
 from tests.conftest import Recorder
 from tests.syncenv import bench, wait_until
 

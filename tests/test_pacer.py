@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from syncd.pacer import Pacer
+from syncd.remote.pacer import Pacer
 from tests.conftest import Recorder
 
 

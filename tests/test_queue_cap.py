@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from syncd import dirtyqueue
-from syncd.cli import main
-from syncd.daemon import Daemon, Options
-from syncd.emulator_faults import Faults
-from syncd.loop import status_line
-from syncd.report import status_data
+from syncd.cli.main import main
+from syncd.cli.report import status_data
+from syncd.emulator.faults import Faults
+from syncd.engine import dirtyqueue
+from syncd.service.daemon import Daemon, Options
+from syncd.service.loop import status_line
 from tests.syncenv import API_KEY, Bench, bench, run_in_thread, wait_until
 
 pytestmark = pytest.mark.timeout(180)

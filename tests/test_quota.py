@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncd.quota import PROBE_INTERVAL, QuotaPause
+from syncd.engine.quota import PROBE_INTERVAL, QuotaPause
 from tests.conftest import Recorder
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import structlog
 
-from syncd.cli import main
-from syncd.client import RemoteFile
+from syncd.cli.main import main
+from syncd.cli.rebuild import SHOW_IDS, Summary, print_summary
 from syncd.journal import Journal
-from syncd.rebuild import SHOW_IDS, Summary, print_summary
+from syncd.remote.client import RemoteFile
 from tests.syncenv import API_KEY, FOREIGN, Bench, bench, sha
 
 pytestmark = pytest.mark.timeout(120)

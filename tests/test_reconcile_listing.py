@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.client import FilesClient, RemoteFile
+from syncd.engine.reconcile import Ours, Plan, Shown, Snapshot, plan, snapshot
 from syncd.errors import IncompleteListing
 from syncd.journal import Intent, Journal
-from syncd.listing import Listing
-from syncd.pacer import Pacer
-from syncd.reconcile import Ours, Plan, Shown, Snapshot, plan, snapshot
+from syncd.remote.client import FilesClient, RemoteFile
+from syncd.remote.listing import Listing
+from syncd.remote.pacer import Pacer
 from tests.syncenv import API_KEY, bench
 from tests.test_client import FILE
 from tests.test_journal import open_journal

@@ -7,9 +7,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.client import RemoteFile
-from syncd.journal import FileRow, Intent, Synced
-from syncd.reconcile import (
+from syncd.engine.reconcile import (
     CLOCK_SKEW,
     INTENT_GRACE,
     MAX_SKEW,
@@ -19,6 +17,8 @@ from syncd.reconcile import (
     Snapshot,
     plan,
 )
+from syncd.journal import FileRow, Intent, Synced
+from syncd.remote.client import RemoteFile
 
 T0 = 1_700_000_000.0
 LISTED = T0 + 1000.0  # when the listing began

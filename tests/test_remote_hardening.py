@@ -12,14 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd import logs
-from syncd.client import FilesClient
-from syncd.daemon import Daemon
-from syncd.deletes import delete_owed
-from syncd.emulator_faults import Faults
+from syncd.emulator.faults import Faults
+from syncd.engine.deletes import delete_owed
 from syncd.errors import IncompleteListing
 from syncd.journal import Journal
-from syncd.pacer import Pacer
+from syncd.remote.client import FilesClient
+from syncd.remote.pacer import Pacer
+from syncd.service import logs
+from syncd.service.daemon import Daemon
 from tests.conftest import Recorder
 from tests.syncenv import API_KEY, bench
 from tests.test_client import FILE, client_with

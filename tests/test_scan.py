@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd.decide import RACY_WINDOW_NS, is_racy
+from syncd.engine.decide import RACY_WINDOW_NS, is_racy
 from syncd.errors import SafetyStop
-from syncd.ignore import IgnoreRules
 from syncd.journal import Failure, Journal, Synced
-from syncd.localstat import LocalStat
-from syncd.scan import (
+from syncd.local.ignore import IgnoreRules
+from syncd.local.scan import (
     Run,
     ScanResult,
     Unreadable,
@@ -25,6 +24,7 @@ from syncd.scan import (
     scan_tree,
     walk,
 )
+from syncd.model import LocalStat
 
 LATIN1 = os.fsdecode(b"caf\xe9.txt")  # not UTF-8: decodes to a lone surrogate
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from syncd.emulator_faults import Faults
+from syncd.emulator.faults import Faults
 from syncd.journal import Journal
 from tests.syncenv import API_KEY, Bench, bench, wait_until
 
@@ -250,7 +250,7 @@ def test_watchdog_pings_stop_when_the_janitor_stalls(tmp_path: Path) -> None:
     """The loop vouches for the janitor only while it turns: a stalled one means no WATCHDOG=1."""
     import threading
 
-    from syncd.loop import JANITOR_STALL, Janitor
+    from syncd.service.loop import JANITOR_STALL, Janitor
 
     with bench(tmp_path) as b, b.daemon() as daemon:
         stop, entered, release = threading.Event(), threading.Event(), threading.Event()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.emulator import StoredFile
+from syncd.emulator.app import StoredFile
 from tests.sim import ops, oracle
 from tests.sim.ops import Names, World, initial_tree, next_op
 from tests.sim.profiles import PROFILES

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.emulator_faults import Faults
+from syncd.emulator.faults import Faults
 from syncd.journal import Failure, Journal, Synced
 from tests.sim.runner import run_many
 from tests.syncenv import Bench, bench, wait_until

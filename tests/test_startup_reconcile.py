@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from syncd.daemon import Options
+from syncd.engine.reconcile import startup_listing
 from syncd.journal import Journal
-from syncd.reconcile import startup_listing
+from syncd.service.daemon import Options
 from tests.syncenv import API_KEY, Bench, bench
 from tests.test_rebuild import cli
 from tests.test_sync_versions import Clock, journal_rows, live_files, tree

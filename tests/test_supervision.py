@@ -6,6 +6,7 @@ the emulator over loopback. Faults are injected by making one method raise.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -19,14 +20,15 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from syncd import watcher
-from syncd.daemon import Daemon, Options
-from syncd.dirtyqueue import DirtyQueue
+from syncd.cli.report import print_errors, print_status, status_data
+from syncd.engine.dirtyqueue import DirtyQueue
+from syncd.engine.worker import WorkerPool
 from syncd.journal import Journal
-from syncd.loop import status_line
-from syncd.notify import Notifier
-from syncd.report import print_errors, print_status, status_data
-from syncd.worker import WorkerPool
+from syncd.local import watcher
+from syncd.service import logs
+from syncd.service.daemon import Daemon, Options
+from syncd.service.loop import status_line
+from syncd.service.notify import Notifier
 from tests.syncenv import API_KEY, Bench, bench, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -570,3 +572,15 @@ def test_status_reads_pauses_from_one_list(tmp_path: Path) -> None:
         "refusing to delete 9 of 10 remote files",
         "janitor thread died",
     ] == paused
+
+
+def test_a_log_line_to_a_closed_stream_is_dropped_and_the_worker_lives_on() -> None:
+    """stderr closed under the daemon (or a broken pipe): logging the failure of a turn must not
+    itself kill the worker; the line is dropped and the next path is processed."""
+    stream = io.StringIO()
+    logs.configure("info", "json", stream)
+    stream.close()
+    try:
+        test_a_worker_survives_an_error_outside_a_path()
+    finally:
+        logs.configure("info", "json", sys.stderr)

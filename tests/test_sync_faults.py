@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.emulator_faults import Faults
-from syncd.pacer import Pacer
+from syncd.emulator.faults import Faults
+from syncd.remote.pacer import Pacer
 from tests.conftest import Recorder
 from tests.syncenv import API_KEY, Bench, bench, wait_until
 

@@ -13,14 +13,14 @@ import httpx
 import pytest
 import structlog
 
-from syncd import cli
-from syncd.client import BETA_VERSION, GA_VERSION
-from syncd.daemon import Options
-from syncd.emulator_faults import Faults
+from syncd.cli import main as cli
+from syncd.cli.report import status_data
+from syncd.emulator.faults import Faults
 from syncd.errors import ApiError, WorkspaceMismatch
 from syncd.journal import Journal
-from syncd.loop import status_line
-from syncd.report import status_data
+from syncd.remote.client import BETA_VERSION, GA_VERSION
+from syncd.service.daemon import Options
+from syncd.service.loop import status_line
 from tests.syncenv import API_KEY, FOREIGN, Bench, bench, wait_until
 
 DAY = 86400.0

@@ -14,9 +14,9 @@ from structlog.testing import capture_logs
 from watchdog.observers.api import EventQueue, ObservedWatch
 from watchdog.observers.inotify_c import InotifyFD
 
-from syncd import watcher
-from syncd.openwrites import OpenWrites
-from syncd.watcher import (
+from syncd.local import watcher
+from syncd.local.openwrites import OpenWrites
+from syncd.local.watcher import (
     OVERFLOW_REASON,
     WATCHED_EVENTS,
     Hints,

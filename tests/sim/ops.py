@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syncd.ignore import IgnoreRules
+from syncd.local.ignore import IgnoreRules
 
 # Sizes: mostly small, some medium, a few MB now and then; `oversize` makes files over the limit.
 SIZE_BANDS = ((0.08, 0, 0), (0.45, 1, 200), (0.80, 200, 16_000), (0.94, 16_000, 300_000),

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from syncd.emulator import StoredFile
-from syncd.ignore import IgnoreRules
+from syncd.emulator.app import StoredFile
 from syncd.journal import Journal
-from syncd.names import decode_name, encode_name
-from syncd.scan import walk
+from syncd.local.ignore import IgnoreRules
+from syncd.local.scan import walk
+from syncd.remote.names import decode_name, encode_name
 
 BAD_EVENTS = ("unexpected error", "fatal")
 # syncd's remote guard lets a reconcile act on a listing lacking up to this many of our copies

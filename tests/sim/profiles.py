@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from syncd.emulator_faults import Faults
+from syncd.emulator.faults import Faults
 
 
 @dataclass(frozen=True)

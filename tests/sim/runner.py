@@ -28,11 +28,11 @@ from typing import IO
 
 import httpx
 
-from syncd.emulator import EmulatorConfig, RunningEmulator, run_emulator
-from syncd.emulator_faults import Faults
+from syncd.cli.report import escape_path
+from syncd.emulator.app import EmulatorConfig, RunningEmulator, run_emulator
+from syncd.emulator.faults import Faults
 from syncd.errors import JournalError
-from syncd.names import encode_name
-from syncd.report import escape_path
+from syncd.remote.names import encode_name
 from tests.sim import oracle
 from tests.sim.ops import OUTSIDE_MARK, Names, Op, World, initial_tree, next_op
 from tests.sim.profiles import PROFILES, Profile

@@ -1,0 +1,565 @@
+"""A local, faithful emulator of Anthropic's Files API, for tests, demos and anyone who wants to
+try syncd without a key.
+
+It speaks both API versions, chosen per request by the ``anthropic-version`` header as the
+service does:
+
+- ``2023-06-01`` with ``anthropic-beta: files-api-2025-04-14`` (the 2025 beta): ``x-api-key``,
+  ``after_id`` / ``before_id`` paging, File objects without ``expires_at`` / ``scope``, no
+  ``error.details``, storage quota answered 403 permission_error.
+- ``2026-10-21`` (GA, what anthropic==2.14.0 sends): ``Authorization: Bearer`` or ``x-api-key``,
+  no beta header, ``page`` / ``next_page`` paging and ``ids[]`` lookups (syncd.emulator.lists),
+  ``expires_at`` / ``expires_in_seconds``, ``scope`` on session files, final-path-component
+  filenames (syncd.emulator.multipart), ``error.details.error_code`` (syncd.emulator.api).
+
+The app answers ``/v1/files...`` the way the service does (headers, names, sizes, paging, error
+shapes, non-downloadable uploads, lingering deletes, expiry, the storage quota, the key's
+workspace) and ``/_emulator/...`` for tests: faults, the workspace, stored files with their
+sha256, seeding foreign files, request counts and the OpenAPI document.
+
+Every /v1 answer carries ``request-id`` and ``anthropic-workspace-id`` headers, and every
+answer a ``date`` by the emulator's clock. Every /v1 request goes through the same gate, in this
+order: the edge's 413 on a too-large Content-Length, injected latency, the key,
+``anthropic-version``, ``anthropic-beta`` (2023-06-01 only), ``anthropic-workspace-id`` (if sent,
+it must be the key's workspace), the rate limiter, injected server errors, and only then the
+operation itself.
+
+Files belong to the workspace that was current when they were made; changing the workspace
+(``RunningEmulator.set_workspace``) is "the key moved": the old workspace's files are no longer
+visible to it, though they still count against the (organization-wide) storage quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import uvicorn
+from python_multipart.multipart import parse_options_header
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from syncd.emulator.api import (
+    BETA_VERSION,
+    FILES_BETA,
+    GA_VERSION,
+    WORKSPACE_HEADER,
+    ApiError,
+    EdgeTooLarge,
+    bad,
+    check_headers,
+    file_expired,
+    is_ga,
+    not_downloadable,
+    not_found,
+    quota_exceeded,
+    workspace_of,
+)
+from syncd.emulator.control import OPENAPI_PATH, control_routes
+from syncd.emulator.faults import (
+    QUIET_DROPS,
+    ConnectionDropped,
+    DroppedConnection,
+    FaultDice,
+    Faults,
+)
+from syncd.emulator.lists import list_beta, list_ga
+from syncd.emulator.multipart import BadUpload, MultipartIngest, UploadRules, UploadTooLarge
+from syncd.emulator.store import (
+    DEFAULT_WORKSPACE,
+    FileScope,
+    FileStore,
+    NewFile,
+    QuotaExceeded,
+    StoredFile,
+    new_id,
+)
+from syncd.remote.names import filename_problem
+
+API_VERSION = BETA_VERSION  # the version the first emulator spoke; kept for old imports
+OPERATIONS = ("upload", "list", "get", "download", "delete")
+WORKSPACE_ID = re.compile(r"wrkspc_[A-Za-z0-9_-]{1,100}")
+_EDGE_SLACK = 1024 * 1024  # multipart framing on top of the file itself
+_CHUNK = 64 * 1024
+_log = logging.getLogger(__name__)
+
+__all__ = [
+    "API_VERSION", "DEFAULT_WORKSPACE", "FILES_BETA", "GA_VERSION", "OPENAPI_PATH",
+    "EmulatorConfig", "EmulatorState", "FileScope", "RunningEmulator", "StoredFile", "build_app",
+    "run_emulator", "workspace_problem",
+]
+
+
+def workspace_problem(workspace_id: str) -> str | None:
+    """Why ``workspace_id`` cannot be a workspace id, or None."""
+    if not isinstance(workspace_id, str) or not WORKSPACE_ID.fullmatch(workspace_id):
+        return f"workspace id {workspace_id!r}: must be `wrkspc_` and 1 to 100 of [A-Za-z0-9_-]"
+    return None
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything an emulator instance needs; ``clock`` drives created_at, expiry, lingering
+    and 429s. ``page_max`` caps every page below the documented 1000 (None: no extra cap)."""
+
+    data_dir: Path
+    api_key: str = "sk-ant-emulator"
+    max_file_bytes: int = 500_000_000
+    linger_seconds: float = 2.0
+    faults: Faults = field(default_factory=Faults)
+    seed: int = 0
+    clock: Callable[[], float] = time.time
+    workspace_id: str = DEFAULT_WORKSPACE
+    page_max: int | None = None
+
+    def __post_init__(self) -> None:
+        problem = workspace_problem(self.workspace_id)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.page_max is not None and self.page_max < 1:
+            raise ValueError(f"page_max must be at least 1 or None (got {self.page_max})")
+
+
+class _Stats:
+    """Thread-safe request counters."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def count(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {**dict.fromkeys(OPERATIONS, 0), **self._counts}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+class EmulatorState:
+    """The store, the fault dice, the counters and the key's workspace one emulator instance
+    shares across threads."""
+
+    def __init__(self, cfg: EmulatorConfig) -> None:
+        self.cfg = cfg
+        self.store = FileStore(cfg.data_dir, cfg.clock, cfg.linger_seconds)
+        self.dice = FaultDice(cfg.faults, cfg.seed, cfg.clock)
+        self.stats = _Stats()
+        self._workspace = cfg.workspace_id
+
+    @property
+    def workspace(self) -> str:
+        """The workspace the key belongs to now."""
+        return self._workspace
+
+    def set_workspace(self, workspace_id: str) -> None:
+        """Move the key to another workspace (raises ValueError for a malformed id)."""
+        problem = workspace_problem(workspace_id)
+        if problem is not None:
+            raise ValueError(problem)
+        self._workspace = workspace_id
+
+    def seed_foreign(self, filename: str, content: bytes, mime_type: str, downloadable: bool,
+                     scope: FileScope | None = None,
+                     expires_in_seconds: int | None = None) -> StoredFile:
+        """Store a file as if another program (or, with ``scope``, a session) had made it."""
+        problem = filename_problem(filename)
+        if problem is not None:
+            raise ValueError(problem)
+        if expires_in_seconds is not None and expires_in_seconds < 1:
+            raise ValueError(f"expires_in_seconds must be at least 1 (got {expires_in_seconds})")
+        new = NewFile(filename, mime_type, self.workspace, downloadable=downloadable,
+                      foreign=True, expires_in=expires_in_seconds, scope=scope)
+        return self.store.add_bytes(content, new)
+
+
+# ---------------------------------------------------------------------------------------------
+# Headers every /v1 answer carries
+
+
+class _ApiHeadersMiddleware:
+    """Gives every /v1 response ``request-id`` (also in error bodies) and
+    ``anthropic-workspace-id`` headers, and every response a ``date`` by the emulator's clock
+    (clients learn their clock skew from it; uvicorn's own, by the real clock, is off)."""
+
+    def __init__(self, app: ASGIApp, state: EmulatorState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api = scope["path"].startswith("/v1")
+        request_id = new_id("req")
+        request_state = scope.setdefault("state", {})
+        if api:
+            request_state["request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                date = email.utils.formatdate(self.state.cfg.clock(), usegmt=True)
+                headers = [*message.get("headers", []), (b"date", date.encode())]
+                if api:
+                    workspace = request_state.get("workspace") or self.state.workspace
+                    headers += [(b"request-id", request_id.encode()),
+                                (WORKSPACE_HEADER.encode(), str(workspace).encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# ---------------------------------------------------------------------------------------------
+# The gate in front of every /v1 operation
+
+_Handler = Callable[[Request, EmulatorState], Awaitable[Response]]
+
+
+def _operations(state: EmulatorState, by_method: dict[str, tuple[str, _Handler]]) -> Callable[
+        [Request], Awaitable[Response]]:
+    """One endpoint per path (so a 405's Allow header lists every method the path has)."""
+    async def endpoint(request: Request) -> Response:
+        op, handler = by_method["GET" if request.method == "HEAD" else request.method]
+        state.stats.count(op)
+        try:
+            response = await _gate_then(state, op, handler, request)
+        except ApiError as exc:
+            response = exc.response(request)
+        if not isinstance(response, DroppedConnection):
+            state.stats.count(f"status:{op}:{response.status_code}")
+        return response
+
+    return endpoint
+
+
+async def _gate_then(state: EmulatorState, op: str, handler: _Handler,
+                     request: Request) -> Response:
+    if op == "upload":
+        _check_content_length(request, state.cfg.max_file_bytes)
+    faults = state.dice.faults
+    if faults.latency_seconds > 0:
+        await asyncio.sleep(faults.latency_seconds)
+    check_headers(request, state.cfg.api_key, state.workspace)
+    retry_after = state.dice.rate_limited()
+    if retry_after is not None:
+        raise ApiError(429, "rate_limit_error", "Rate limited", {"retry-after": str(retry_after)})
+    status = state.dice.server_error()
+    if status == 500:
+        raise ApiError(500, "api_error", "Internal server error")
+    if status == 529:
+        raise ApiError(529, "overloaded_error", "Overloaded")
+    return await handler(request, state)
+
+
+def _check_content_length(request: Request, max_file_bytes: int) -> None:
+    # The edge refuses an obviously too large body before reading it, as the service's does.
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_file_bytes + _EDGE_SLACK:
+        raise EdgeTooLarge()
+
+
+def _file_object(request: Request, stored: StoredFile) -> dict[str, object]:
+    return stored.ga_object() if is_ga(request) else stored.api_object()
+
+
+# ---------------------------------------------------------------------------------------------
+# Upload: stream the one `file` part into the store
+
+def _boundary(request: Request) -> bytes:
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data":
+        raise bad("file: Field required")
+    if not params.get(b"boundary"):
+        raise bad("Invalid multipart/form-data body: the Content-Type has no boundary")
+    return params[b"boundary"]
+
+
+async def _upload(request: Request, state: EmulatorState) -> Response:
+    boundary = _boundary(request)
+    if state.dice.drop_upload():
+        state.stats.count("fault:drop_upload")
+        return await _drop_mid_upload(request)
+    rules = UploadRules(ga=is_ga(request), workspace=workspace_of(request),
+                        max_bytes=state.cfg.max_file_bytes,
+                        quota_bytes=state.dice.faults.quota_bytes)
+    ingest = MultipartIngest(state.store, boundary, rules)
+    try:
+        async for chunk in request.stream():
+            ingest.feed(chunk)
+        stored = ingest.commit()
+    except BadUpload as exc:
+        raise bad(str(exc)) from exc
+    except UploadTooLarge as exc:
+        raise EdgeTooLarge() from exc
+    except QuotaExceeded as exc:
+        raise quota_exceeded(rules.ga) from exc
+    except ClientDisconnect:
+        return DroppedConnection()
+    finally:
+        ingest.abort()
+    if state.dice.lose_response():
+        state.stats.count("fault:lose_response")
+        return DroppedConnection()
+    return JSONResponse(_file_object(request, stored))
+
+
+async def _drop_mid_upload(request: Request) -> Response:
+    # Read a little so the client is mid-body when the connection goes; store nothing.
+    try:
+        async for _chunk in request.stream():
+            break
+    except ClientDisconnect:
+        pass
+    return DroppedConnection()
+
+
+# ---------------------------------------------------------------------------------------------
+# List, get, download, delete
+
+
+async def _list(request: Request, state: EmulatorState) -> Response:
+    lister = list_ga if is_ga(request) else list_beta
+    return lister(request.query_params, state.store, workspace_of(request), state.cfg.page_max,
+                  state.dice, state.stats.count)
+
+
+def _missing(state: EmulatorState, request: Request, file_id: str) -> ApiError:
+    """The 404 for a file that is not live: with file_expired for an expired one (GA only)."""
+    if is_ga(request) and state.store.expired(workspace_of(request), file_id):
+        return file_expired(file_id)
+    return not_found(file_id)
+
+
+def _live(state: EmulatorState, request: Request) -> StoredFile:
+    file_id = request.path_params["file_id"]
+    stored = state.store.get(workspace_of(request), file_id)
+    if stored is None:
+        raise _missing(state, request, file_id)
+    return stored
+
+
+async def _get(request: Request, state: EmulatorState) -> Response:
+    return JSONResponse(_file_object(request, _live(state, request)))
+
+
+async def _download(request: Request, state: EmulatorState) -> Response:
+    stored = _live(state, request)
+    if not stored.downloadable:
+        raise not_downloadable()
+    try:
+        handle = state.store.open_content(stored.id)
+    except OSError as exc:  # deleted between the lookup and the open
+        raise not_found(stored.id) from exc
+    return StreamingResponse(_chunks(handle), media_type=stored.mime_type,
+                             headers={"content-length": str(stored.size)})
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
+
+
+async def _delete(request: Request, state: EmulatorState) -> Response:
+    file_id = request.path_params["file_id"]
+    if not state.store.delete(workspace_of(request), file_id):
+        raise _missing(state, request, file_id)
+    return JSONResponse({"id": file_id, "type": "file_deleted"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Control endpoints (no auth; for tests and demos) and the app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if not request.url.path.startswith("/v1"):
+        return PlainTextResponse(exc.detail, exc.status_code, headers=exc.headers)
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    message = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, exc.detail)
+    headers = dict(exc.headers) if exc.headers else None
+    return ApiError(exc.status_code, kind, message, headers).response(request)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # Starlette calls this for planned drops too; their response has started and is not sent.
+    if not isinstance(exc, ConnectionDropped):
+        _log.error("emulator bug", exc_info=exc)
+    return ApiError(500, "api_error", "Internal server error").response(request)
+
+
+def build_app(state: EmulatorState) -> ASGIApp:
+    """The ASGI app serving one emulator state."""
+    routes = [
+        Route("/v1/files", _operations(state, {"GET": ("list", _list),
+                                               "POST": ("upload", _upload)}),
+              methods=["GET", "POST"]),
+        Route("/v1/files/{file_id}", _operations(state, {"GET": ("get", _get),
+                                                         "DELETE": ("delete", _delete)}),
+              methods=["GET", "DELETE"]),
+        Route("/v1/files/{file_id}/content",
+              _operations(state, {"GET": ("download", _download)}), methods=["GET"]),
+        *control_routes(state),
+    ]
+    app = Starlette(routes=routes,
+                    exception_handlers={HTTPException: _http_error, Exception: _server_error})
+    return _ApiHeadersMiddleware(app, state)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running it: in a background thread (tests, demo) or in the foreground (CLI)
+
+
+class RunningEmulator:
+    """Handle on a started emulator: its address plus test controls."""
+
+    def __init__(self, state: EmulatorState, base_url: str) -> None:
+        self._state = state
+        self.base_url = base_url
+
+    @property
+    def api_key(self) -> str:
+        """The key clients must send (``x-api-key``, or in 2026-10-21 also as a Bearer token)."""
+        return self._state.cfg.api_key
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the files and metadata live."""
+        return self._state.cfg.data_dir
+
+    @property
+    def faults(self) -> Faults:
+        """The fault settings in force."""
+        return self._state.dice.faults
+
+    def set_faults(self, faults: Faults) -> None:
+        """Change the faults live (the rate limiter restarts with a full bucket)."""
+        self._state.dice.set(faults)
+
+    @property
+    def workspace_id(self) -> str:
+        """The workspace the key belongs to now (sent back as ``anthropic-workspace-id``)."""
+        return self._state.workspace
+
+    def set_workspace(self, workspace_id: str) -> None:
+        """Move the key to another workspace: its files there are what it sees from now on.
+
+        Raises ValueError unless the id is ``wrkspc_`` and 1 to 100 of ``[A-Za-z0-9_-]``.
+        """
+        self._state.set_workspace(workspace_id)
+
+    def stored(self) -> list[StoredFile]:
+        """Every file of the current workspace a listing would show now (live and lingering),
+        newest first."""
+        return self._state.store.listed(self._state.workspace)
+
+    def seed_foreign(self, filename: str, content: bytes, mime_type: str = "text/plain",
+                     downloadable: bool = False, *, scope: FileScope | None = None,
+                     expires_in_seconds: int | None = None) -> str:
+        """Store a file "another program" uploaded, or with ``scope`` one an agent session
+        wrote; returns its id. ``expires_in_seconds`` (any positive number) sets its expiry."""
+        return self._state.seed_foreign(filename, content, mime_type, downloadable, scope,
+                                        expires_in_seconds).id
+
+    def ensure_foreign_files(self, count: int) -> list[str]:
+        """Make sure ``foreign-001.txt`` .. ``foreign-<count>.txt`` exist; returns their ids.
+
+        Fixed names make this idempotent: a restart on the same data does not add N more.
+        """
+        ids = []
+        for i in range(1, count + 1):
+            name = f"foreign-{i:03d}.txt"
+            existing = self._state.store.find_live_foreign(self._state.workspace, name)
+            content = f"foreign file {i}, made by another program\n".encode()
+            ids.append(existing.id if existing else self.seed_foreign(name, content))
+        return ids
+
+    def stats(self) -> dict[str, int]:
+        """Requests per /v1 operation and per ``status:<op>:<code>`` since the last reset."""
+        return self._state.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero the request counters."""
+        self._state.stats.reset()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio only sets TCP_NODELAY on such sockets, and without it every
+    # response waits ~40 ms for a delayed ACK between its head and body writes.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _wait_started(server: uvicorn.Server, thread: threading.Thread, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the emulator's server thread stopped during start-up")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the emulator did not start within {timeout} s")
+        time.sleep(0.005)
+
+
+@contextmanager
+def run_emulator(cfg: EmulatorConfig, host: str = "127.0.0.1", port: int = 0, *,
+                 timeout: float = 10.0) -> Iterator[RunningEmulator]:
+    """Serve the emulator from a daemon thread for the duration of the ``with`` block.
+
+    ``port=0`` picks a free port. Start and stop each wait at most ``timeout`` seconds.
+    Raises OSError if the address cannot be bound.
+    """
+    state = EmulatorState(cfg)
+    try:
+        sock = _bind(host, port)
+    except OSError:
+        state.store.close()
+        raise
+    logging.getLogger("uvicorn.error").addFilter(QUIET_DROPS)
+    # python-multipart logs a warning for each malformed body; the client gets a 400 for it.
+    logging.getLogger("python_multipart").setLevel(logging.ERROR)
+    config = uvicorn.Config(build_app(state), log_level="warning", access_log=False,
+                            log_config=None, http="h11", ws="none", lifespan="off",
+                            date_header=False,
+                            timeout_graceful_shutdown=max(1, int(timeout / 2)))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="syncd-emulator")
+    thread.start()
+    try:
+        _wait_started(server, thread, timeout)
+        url_host = f"[{host}]" if ":" in host else host
+        yield RunningEmulator(state, f"http://{url_host}:{sock.getsockname()[1]}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+        sock.close()
+        state.store.close()

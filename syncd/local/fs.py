@@ -1,0 +1,259 @@
+"""Reading files under root without ever leaving it, even while someone races the tree.
+
+Invariant 10. A path is never handed to ``open()``: a file is opened relative to a directory fd
+of root, one component at a time. Each directory is opened with ``O_NOFOLLOW | O_DIRECTORY``, so
+a directory exchanged for a symlink (``renameat2(RENAME_EXCHANGE)``) fails the walk instead of
+leading out of root; the leaf is lstat'ed (only regular files are opened, so no device is ever
+opened) and opened with ``O_NOFOLLOW | O_NONBLOCK``, so a FIFO swapped in between cannot block;
+then ``fstat`` on the opened fd decides: a regular file, or nothing to read. Everything that
+reads (hashing, content sniffing, the upload body and its before/after checks) reads and stats
+that one fd, never the path again.
+
+With ``follow_symlinks`` a symlink in the LAST component (links to files only) is opened
+through the kernel's resolution, and then the opened fd itself is checked to be inside root (its
+``/proc/self/fd`` name under root's): what is checked is what is read, with no second lookup.
+Without ``/proc`` nothing can be proven, so such a link is not followed.
+
+Directories are opened with ``O_PATH`` where the platform has it: it needs only the search
+permission a path lookup needs, so a ``--x`` directory stays traversable as it was for ``stat``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat as st
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from syncd.errors import LocalFileError
+from syncd.model import LocalStat
+
+CHUNK = 1024 * 1024
+Opener = Callable[[], BinaryIO]
+T = TypeVar("T")
+
+_PATH = getattr(os, "O_PATH", os.O_RDONLY)
+_ROOT = _PATH | os.O_DIRECTORY | os.O_CLOEXEC  # root itself may be a link: the admin chose it
+_DIR = _PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+_LEAF = _FILE | os.O_NOFOLLOW
+# Answers that mean "no eligible file there": gone, a file where a directory should be, or a
+# symlink met with O_NOFOLLOW (ELOOP; a link opened with O_DIRECTORY may say ENOTDIR), a socket.
+_NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO})
+
+
+def open_file(root: Path, rel: str, follow: bool) -> BinaryIO | None:
+    """The regular file at ``rel`` under ``root``, open for reading; None if there is none.
+
+    None: missing, not a regular file, reached through a symlinked directory, or a symlink
+    (unless ``follow`` and the opened file is inside root). Raises LocalFileError when the
+    answer is unknown (permission denied, an I/O error).
+    """
+    names = _names(rel)
+    if names is None:
+        return None
+    try:
+        fd = _under(root, names, lambda top, parent, name: _open_leaf(top, parent, name, follow))
+        return None if fd is None else _regular(fd)
+    except OSError as exc:
+        if exc.errno in _NOT_THERE:
+            return None
+        raise LocalFileError(f"cannot read {rel}: {exc.strerror}") from None
+
+
+class FileSource:
+    """An :data:`Opener` for one upload of ``rel``: the file the sniff opened is the one the
+    first attempt sends (one walk under root instead of two), and every later attempt opens
+    the path again, as :func:`opener` does. Use it as a context manager: leaving it closes a
+    file no attempt took."""
+
+    def __init__(self, root: Path, rel: str, follow: bool) -> None:
+        self._root = root
+        self._rel = rel
+        self._follow = follow
+        self._kept: BinaryIO | None = None
+
+    def head(self, size: int) -> bytes:
+        """Up to ``size`` first bytes; empty when the file cannot be read (sniffing only)."""
+        self.close()
+        try:
+            handle = open_file(self._root, self._rel, self._follow)
+        except LocalFileError:
+            return b""
+        if handle is None:
+            return b""
+        try:
+            head = os.pread(handle.fileno(), size, 0)  # the offset stays where an upload starts
+        except OSError:
+            handle.close()
+            return b""
+        self._kept = handle
+        return head
+
+    def __call__(self) -> BinaryIO:
+        handle, self._kept = self._kept, None
+        if handle is not None:
+            return handle
+        handle = open_file(self._root, self._rel, self._follow)
+        if handle is None:
+            raise LocalFileError(
+                f"cannot read {self._rel}: no longer a regular file under the root"
+            )
+        return handle
+
+    def close(self) -> None:
+        """Close the sniffed file if no attempt took it."""
+        handle, self._kept = self._kept, None
+        if handle is not None:
+            handle.close()
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_path(path: Path) -> BinaryIO:
+    """A caller's own file by plain path (no root to stay under): non-blocking, regular only."""
+    try:
+        handle = _regular(os.open(path, _FILE))
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {path}: {exc.strerror}") from None
+    if handle is None:
+        raise LocalFileError(f"cannot read {path}: not a regular file")
+    return handle
+
+
+def stat_under(root: Path, rel: str, follow: bool) -> os.stat_result | None:
+    """The stat of the regular file at ``rel`` (as open_file would reach it), or None.
+
+    Cheap: a plain file is lstat'ed relative to its directory's fd, not opened; a followed link
+    is opened and verified, as a read would be. Raises LocalFileError when unknown.
+    """
+    names = _names(rel)
+    if names is None:
+        return None
+    try:
+        info = _under(root, names, lambda top, parent, name: _stat_leaf(top, parent, name, follow))
+    except OSError as exc:
+        if exc.errno in _NOT_THERE:
+            return None
+        raise LocalFileError(f"cannot stat {rel}: {exc.strerror}") from None
+    return info if info is not None and st.S_ISREG(info.st_mode) else None
+
+
+def fstat(handle: BinaryIO) -> LocalStat:
+    """The LocalStat of an open file, from its fd."""
+    return LocalStat.from_stat(os.fstat(handle.fileno()))
+
+
+def hash_handle(handle: BinaryIO) -> str:
+    """The sha256 of an open file's content from its start, read in chunks."""
+    digest = hashlib.sha256()
+    handle.seek(0)
+    while chunk := handle.read(CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_unchanged(root: Path, rel: str, stat: LocalStat, follow: bool) -> str | None:
+    """The sha256 of ``rel`` if it is the version ``stat`` names before AND after the read.
+
+    None when it is not (a rewrite while hashing would give a sha256 no content has), or when
+    there is no eligible file. Raises LocalFileError when it cannot be read.
+    """
+    handle = open_file(root, rel, follow)
+    if handle is None:
+        return None
+    with handle:
+        try:
+            if fstat(handle) != stat:
+                return None
+            sha = hash_handle(handle)
+            return sha if fstat(handle) == stat else None
+        except OSError as exc:
+            raise LocalFileError(f"cannot read {rel}: {exc.strerror}") from None
+
+
+def _names(rel: str) -> list[str] | None:
+    """The components of ``rel``; None if any would not name a child (``..``, ``.``, empty)."""
+    names = rel.split("/")
+    return None if "\0" in rel or any(n in ("", ".", "..") for n in names) else names
+
+
+def _under(root: Path, names: list[str], use: Callable[[int, int, str], T]) -> T:
+    """``use(root_fd, parent_fd, leaf)`` with the leaf's directory reached without links."""
+    top = os.open(root, _ROOT)
+    fd = top
+    try:
+        for name in names[:-1]:
+            child = os.open(name, _DIR, dir_fd=fd)
+            if fd != top:
+                os.close(fd)
+            fd = child
+        return use(top, fd, names[-1])
+    finally:
+        if fd != top:
+            os.close(fd)
+        os.close(top)
+
+
+def _open_leaf(top: int, parent: int, name: str, follow: bool) -> int | None:
+    """An fd of ``name`` in ``parent``; None when it is not a file to open."""
+    info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if st.S_ISLNK(info.st_mode) and follow:
+        return _open_link(top, parent, name)
+    if not st.S_ISREG(info.st_mode):
+        return None  # a FIFO, a device, a directory, a link: never opened
+    return os.open(name, _LEAF, dir_fd=parent)  # swapped since the lstat: fstat decides
+
+
+def _stat_leaf(top: int, parent: int, name: str, follow: bool) -> os.stat_result | None:
+    info = os.stat(name, dir_fd=parent, follow_symlinks=False)
+    if not st.S_ISLNK(info.st_mode):
+        return info
+    fd = _open_link(top, parent, name) if follow else None
+    if fd is None:
+        return None
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+def _open_link(top: int, parent: int, name: str) -> int | None:
+    """An fd of the file the link ``name`` leads to, if it is a regular file inside root."""
+    if not st.S_ISREG(os.stat(name, dir_fd=parent).st_mode):
+        return None  # links to files only; and a device is never opened, not even to check
+    fd = os.open(name, _FILE, dir_fd=parent)
+    if _inside(top, fd):
+        return fd
+    os.close(fd)
+    return None
+
+
+def _inside(top: int, fd: int) -> bool:
+    """True when the OPENED ``fd`` is a file below the directory ``top``, as the kernel says."""
+    try:
+        root = os.readlink(f"/proc/self/fd/{top}".encode())
+        where = os.readlink(f"/proc/self/fd/{fd}".encode())
+    except OSError:
+        return False  # no /proc: nothing proves where the link led
+    return where.startswith(root.rstrip(b"/") + b"/")
+
+
+def _regular(fd: int) -> BinaryIO | None:
+    """``fd`` as a blocking binary file if fstat says it is a regular file; else closed, None."""
+    try:
+        if not st.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        os.set_blocking(fd, True)  # O_NONBLOCK only guarded the open against a FIFO
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

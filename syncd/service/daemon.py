@@ -1,0 +1,550 @@
+"""The daemon: one folder mirrored to one workspace, and the pieces that do it.
+
+Start-up order matters: the journal is opened (and locked) first, then a reconcile pages the
+listing (which also proves the key works), then a full scan queues what changed while syncd was
+down. :meth:`Daemon.sync_once` runs the workers until the queue is empty and returns;
+:meth:`Daemon.run` hands over to :func:`syncd.service.loop.run_loop` until asked to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+import structlog
+
+from syncd.config import Settings, resolve_api_key
+from syncd.engine import dirtyqueue
+from syncd.engine.deletes import DeleteGate, delete_owed, flush_tombstones
+from syncd.engine.dirtyqueue import DirtyQueue
+from syncd.engine.quota import QuotaPause
+from syncd.engine.reconcile import Reconciler, plan, snapshot
+from syncd.engine.worker import SyncContext, Syncer, WorkerPool
+from syncd.errors import JournalError, SafetyStop, SyncdError, WorkspaceMismatch
+from syncd.journal import Journal
+from syncd.local.ignore import IgnoreRules
+from syncd.local.openwrites import OpenWrites
+from syncd.local.ownfiles import load_rules
+from syncd.local.rootguard import RootGuard
+from syncd.local.scan import ScanResult, check_root, local_stat, scan_tree
+from syncd.local.watcher import Hints
+from syncd.remote.client import FilesClient, WorkspaceGuard
+from syncd.remote.expiry import mark_expiring
+from syncd.remote.pacer import Pacer
+from syncd.remote.throttle import WarnOnce
+from syncd.service.loop import run_loop
+from syncd.service.manifest import manifest_data, write_manifest
+from syncd.service.metrics import Metrics
+from syncd.service.notify import Notifier
+from syncd.service.progress import PassProgress
+
+log = structlog.get_logger("syncd.daemon")
+TICK = 0.5
+Reload = Callable[[], Settings]
+
+
+@dataclass(frozen=True)
+class Options:
+    """Per-invocation switches that are not configuration."""
+
+    allow_mass_delete: bool = False
+    allow_mass_reupload: bool = False
+    max_sync_wait: float = 120.0  # `sync`: how far ahead a retry may be before giving up
+    progress: bool = True
+    accept_new_root: bool = False  # take another directory at the root's path as the root
+    full_reconcile: bool = False  # `sync`: list the whole workspace even when not due
+
+
+class Daemon:
+    """One folder mirrored to one workspace."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: Options | None = None,
+        *,
+        client: FilesClient | None = None,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options or Options()
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.root = settings.root.expanduser().absolute()
+        self.client = client or make_client(settings, self.metrics)
+        self.journal = Journal.open(
+            settings.journal_path, os.fsdecode(self.root), settings.remote.base_url,
+            settings.remote.name_prefix,
+        )
+        try:
+            bind_workspace(self.client, self.journal, settings.remote.workspace_id)
+        except BaseException:
+            self.journal.close()
+            raise
+        sync = settings.sync
+        self.queue = DirtyQueue(sync.settle_seconds, sync.settle_max_seconds,
+                                max_size=dirtyqueue.MAX_SIZE, clock=clock)
+        self.gate = DeleteGate(sync.max_delete_fraction, self.options.allow_mass_delete)
+        self.warn = WarnOnce()
+        self.ctx = SyncContext(
+            root=self.root, rules=self._load_rules(settings), follow_symlinks=sync.follow_symlinks,
+            name_prefix=settings.remote.name_prefix, client=self.client, journal=self.journal,
+            queue=self.queue, gate=self.gate, clock=clock, warn=self.warn, metrics=self.metrics,
+            quota=QuotaPause(clock), writes=OpenWrites(sync.settle_max_seconds, clock),
+        )
+        self.syncer = Syncer(self.ctx)
+        missing = 1.0 if self.options.allow_mass_reupload else sync.max_missing_fraction
+        self.reconciler = Reconciler(self.ctx, self.gate, missing)
+        self.fatal: BaseException | None = None
+        self.suspended: str | None = None  # why the journal cannot be written, while it can't
+        self.root_guard = RootGuard(self.root, self.journal, self.options.accept_new_root)
+        self.root_refused: str | None = None  # why all work is paused for the root, while it is
+        self.threads_problem: str | None = None  # a long-lived thread dead or stalled (the loop)
+        self.unreadable: dict[str, str] = {}  # folders the last scan could not read -> why
+        self.overflow_problem: str | None = None  # `sync`: paths left unseen after an overflow
+        self._skip_reasons: dict[str, str] = {}
+        self.drained = True
+        self._rescan_reason: str | None = None
+        self._rescan_owed = 0  # dropped marks the running rescan is finding again
+        self._reload: Reload | None = None
+        self._published: dict[str, str] = {}
+
+    def close(self) -> None:
+        """Release the connection pool, the metrics server and (once drained) the journal."""
+        self.client.close()
+        self.metrics.close()
+        if self.drained:  # a worker still writing must not meet a closed connection
+            self.journal.close()
+
+    def __enter__(self) -> Daemon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- building blocks --------------------------------------------------------------------
+
+    def _load_rules(self, settings: Settings) -> IgnoreRules:
+        return load_rules(settings, self.root)  # the same rules as `rebuild`
+
+    def request_reload(self, reload: Reload) -> None:
+        """SIGHUP: reload config (ignore patterns, log level) at the loop's next turn."""
+        self._reload = reload
+
+    def apply_pending_reload(self) -> None:
+        """Apply a requested reload; a bad config keeps the old one and says why."""
+        reload, self._reload = self._reload, None
+        if reload is None:
+            return
+        try:
+            settings = reload()
+            self.ctx.rules = self._load_rules(settings)
+        except SyncdError as exc:
+            log.error("reload failed; keeping the previous configuration", error=str(exc))
+            return
+        self.settings = settings
+        if not self.options.allow_mass_delete:
+            self.gate.max_fraction = settings.sync.max_delete_fraction
+        log.info("reloaded", ignore=str(self.ctx.rules))
+        self.request_rescan("configuration reloaded")
+
+    def request_rescan(self, reason: str) -> None:
+        """Ask the loop for a full scan soon."""
+        self._rescan_reason = reason
+
+    def wants_rescan(self) -> bool:
+        """True when something suspicious asked for a scan, or marks were dropped and the queue
+        has drained enough to take a scan's worth again (not before: that is a rescan storm)."""
+        return self._rescan_reason is not None or self.queue.rescan_due()
+
+    def rescan(self) -> None:
+        """A full scan from the loop; a refused scan is logged, not fatal."""
+        reason = self._rescan_reason or ("queue overflow" if self.queue.overflowed else "timer")
+        self._rescan_reason = None
+        self._rescan_owed = self.queue.clear_overflow()
+        log.info("rescanning", reason=reason)
+        try:
+            self.scan()
+        except SafetyStop as exc:
+            log.error("scan refused", reason=str(exc))  # the root's return asks for a rescan
+        finally:
+            self._rescan_owed = 0
+
+    def unqueued(self) -> int:
+        """Marks an overflowing queue dropped that no scan has queued again yet: work pending
+        that no count of the queue shows (a dropped mark means not converged)."""
+        return self.queue.dropped + self._rescan_owed
+
+    def scan(self, mark_from: str | None = None) -> ScanResult:
+        """Walk the tree against the journal; queue what changed and what vanished.
+
+        ``mark_from``: queue only changed paths from this one on (in path-byte order): `sync`
+        resumes where an overflowing queue dropped marks. Vanished paths are queued all.
+        """
+        started = time.monotonic()
+        problem = self.root_problem()  # records the root's identity on the first scan
+        if problem:
+            raise SafetyStop(problem)
+        self._skip_reasons = {}
+        mark = self.queue.mark if mark_from is None else self._marker_from(mark_from)
+        result = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped,
+                           self.journal, mark)
+        for path in [*result.vanished, *self.journal.gone_paths()]:
+            self.queue.mark(path, settle=False)  # gone: a copy to replace, even after a restart
+        self.unreadable = {
+            p or ".": self._skip_reasons.get(p or ".", "not readable") for p in result.unreadable
+        }
+        self._publish("unreadable", json.dumps(self.unreadable) if self.unreadable else "")
+        self.journal.set_meta("last_scan", str(self.clock()))
+        log.info(
+            "scanned", files=result.files, bytes=result.bytes, queued=result.marked,
+            vanished=len(result.vanished), unreadable=len(result.unreadable),
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return result
+
+    def _marker_from(self, first: str) -> Callable[[str], None]:
+        start = os.fsencode(first)
+
+        def mark(path: str) -> None:
+            if os.fsencode(path) >= start:
+                self.queue.mark(path)
+
+        return mark
+
+    def _skipped(self, path: str, reason: str) -> None:
+        self._skip_reasons[path] = reason
+        self.warn.warn(path, "skipped", reason=reason)
+
+    def root_problem(self) -> str | None:
+        """Why no work may be done now (root gone, replaced or unmounted), or None."""
+        return self.root_guard.problem()
+
+    def check_root_identity(self) -> str | None:
+        """Pause all work while the root is not the directory first synced (or is gone);
+        resume, and rescan, once it is back. Returns the problem, or None."""
+        problem = self.root_problem()
+        was, self.root_refused = self.root_refused, problem
+        if problem and problem != was:
+            log.error("root refused; all work paused", reason=problem)
+        elif was and not problem:
+            log.info("root is back; resuming")
+            self.request_rescan("the root is back")
+        return problem
+
+    def run_deletions(self, quiet: float = 0.0) -> int:
+        """Delete the remote copies of removed files the gate approves; pay owed tombstones.
+
+        ``quiet``: only approve once no deletion was requested for that long, so a burst of
+        events (``rm -r``) is judged as one batch by the mass-delete guard.
+        """
+        if self.gate.pending() and self.gate.quiet_for() >= quiet:
+            for path in self.gate.approve(self.journal.counts().synced, self.root_problem()):
+                self._delete_path(path)
+        return flush_tombstones(self.client, self.journal, self.clock, self.gate)
+
+    def _delete_path(self, path: str) -> None:
+        if not self.queue.claim(path):
+            self.gate.request(path)  # a worker has it; ask again next time
+            return
+        try:
+            if not self.ctx.rules.ignored(path) and local_stat(
+                self.root, path, self.ctx.follow_symlinks
+            ) is not None:
+                return  # it came back
+            tomb = self.journal.remove(path)
+            if tomb is not None and delete_owed(
+                self.client, self.journal, tomb.file_id, self.clock, self.gate
+            ):
+                self.metrics.deleted()
+                log.info("deleted", path=path, file_id=tomb.file_id)
+        finally:
+            self.queue.done(path)
+
+    def on_fatal(self, exc: BaseException) -> None:
+        """An error the daemon cannot continue after."""
+        log.error("fatal", error=str(exc))
+        self.fatal = exc
+
+    def on_journal_error(self, exc: JournalError) -> None:
+        """The journal cannot be written (disk full, read-only): stop taking work, say so."""
+        if self.suspended is None:
+            log.error("journal not writable; pausing until it is", error=str(exc))
+        self.suspended = str(exc)
+
+    def working(self) -> bool:
+        """False while paused: the journal cannot be written, or the root is not the directory
+        first synced (checked here too, so workers stop before the loop's next turn)."""
+        return self.suspended is None and self.root_refused is None and not self.root_guard.moved()
+
+    def note_threads(self, problem: str | None) -> None:
+        """The loop's verdict on the long-lived threads: None while all live and turn."""
+        if problem and problem != self.threads_problem:
+            log.error("thread dead or stalled", reason=problem)
+        self.threads_problem = problem
+
+    def probe_journal(self) -> None:
+        """While suspended, try a small write; on success resume and rescan what was missed."""
+        if self.suspended is None:
+            return
+        try:
+            self.journal.set_meta("writable_probe", str(self.clock()))
+        except JournalError:
+            return
+        log.info("journal writable again; resuming", was=self.suspended)
+        self.suspended = None
+        self.request_rescan("journal writable again")
+
+    def hints(self) -> Hints:
+        """Where the watcher sends what it saw."""
+
+        def mark_under(rel_dir: str) -> None:
+            for row in self.journal.rows_under(rel_dir):
+                self.queue.mark(row.path)
+
+        return Hints(self.queue.mark, mark_under, self.request_rescan, self.ctx.writes)
+
+    def publish_depth(self) -> None:
+        """Let `syncd status` (another process) see how much is queued and what is paused."""
+        pending, held = self.queue.depth()
+        self.metrics.queue(pending, held)
+        # Dropped marks are work too: until the rescan finds them again, not converged.
+        queued = str(pending + held + self.gate.pending() + self.unqueued())
+        if queued != self._published.get("queued"):
+            log.debug("queue", pending=pending, held=held, deletions=self.gate.pending(),
+                      sample=self.queue.sample(3, self.clock()))
+        self._publish("queued", queued)
+        self.publish_pauses()
+
+    def publish_pauses(self) -> None:
+        """Write every pause the daemon knows to the journal for `syncd status` (the reconcile
+        refusal is written by the reconciler; a journal that cannot be written is inferred by
+        status itself)."""
+        self._publish("root_refused", self.root_refused or "")
+        self._publish("uploads_paused", self.ctx.quota.reason or "")
+        self._publish("deletions_refused", self.gate.refused or "")
+        self._publish("threads_dead", self.threads_problem or "")
+        self._publish("ignore_warnings", "\n".join(self.ctx.rules.warnings))
+
+    def _publish(self, key: str, value: str) -> None:
+        if self._published.get(key) != value:
+            self.journal.set_meta(key, value)
+            self._published[key] = value
+
+    def renew(self) -> int:
+        """Queue the copies whose lifetime is 80% over (or over): they are uploaded again."""
+        return mark_expiring(
+            self.journal, lambda path: self.queue.mark(path, settle=False), self.clock()
+        )
+
+    def pauses(self) -> list[str]:
+        """Every pause with its reason, one line each, in the order `syncd status` shows them."""
+        found = [
+            f"journal not writable ({self.suspended})" if self.suspended else None,
+            self.root_refused,
+            self.ctx.quota.reason,
+            self.gate.refused,
+            self.reconciler.last_refusal(),
+            self.threads_problem,
+        ]
+        return [p for p in found if p]
+
+    def problems(self) -> list[str]:
+        """What keeps the mirror from converging now, beyond paths in error: every pause, the
+        folders that could not be read, paths an overflowing queue left unseen."""
+        found = self.pauses()
+        if self.unreadable:
+            names = ", ".join(sorted(self.unreadable)[:3])
+            more = "" if len(self.unreadable) <= 3 else f" and {len(self.unreadable) - 3} more"
+            found.append(f"{len(self.unreadable)} folder(s) could not be read: {names}{more}"
+                         " (see `syncd errors`)")
+        if self.overflow_problem:
+            found.append(self.overflow_problem)
+        return found
+
+    def progress(self, scanned: ScanResult) -> PassProgress:
+        """A progress reporter for the pass that ``scanned`` started."""
+        return PassProgress(
+            self.metrics, self.client.pacer, lambda: sum(self.queue.depth()),
+            scanned.marked, scanned.marked_bytes,
+        )
+
+    def write_manifest(self) -> None:
+        """Write the manifest now, if one is configured."""
+        if self.settings.state.manifest is not None:
+            write_manifest(self.settings.state.manifest,
+                           manifest_data(self.journal, str(self.root)))
+
+    # --- one-shot ---------------------------------------------------------------------------
+
+    def sync_once(self) -> int:
+        """One full pass: reconcile (the whole listing when due or asked for), scan, upload,
+        delete; 0 converged, 1 paths in error or a pause (:meth:`problems` says why)."""
+        check_root(self.root)  # before any request: a missing root stops here
+        self.overflow_problem = None
+        if self.check_root_identity():  # another directory in its place: touch nothing
+            self.publish_pauses()
+            return 1
+        self.reconciler.start_up(
+            self.settings.sync.reconcile_interval_seconds,
+            force=self.options.full_reconcile or self.options.allow_mass_reupload,
+        )
+        scanned = self.scan()
+        self.renew()
+        pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self.on_fatal,
+                          may_work=self.working)
+        bar = self.progress(scanned).start() if self.options.progress else None
+        pool.start()
+        try:
+            self._drain()
+            self._rescan_overflows()
+            if self.journal.intents():
+                self.reconciler.run()  # lost responses: adopt or delete their copies
+                self._drain()
+        finally:
+            if bar:
+                bar.stop()
+            self.drained = pool.stop(time.monotonic() + self.settings.sync.shutdown_timeout_seconds)
+        if self.fatal is not None:
+            raise self.fatal
+        self.check_root_identity()  # replaced mid-pass: the workers stopped, say why
+        self.write_manifest()
+        self.publish_depth()
+        counts = self.journal.counts()
+        converged = (counts.errors == 0 and counts.retrying == 0 and not self.problems()
+                     and not self.queue.overflowed)
+        return 0 if converged and counts.tombstones == 0 else 1
+
+    def _rescan_overflows(self) -> None:
+        """Marks were dropped (more paths to look at than the queue holds): rescan from the
+        first dropped path and drain, until nothing is dropped. A rescan that drops from the
+        same path again makes no progress (vanished paths the gate keeps): :meth:`problems`
+        says so."""
+        resumed: bytes | None = None
+        while self.queue.overflowed and self.fatal is None and self.working():
+            dropped = self.queue.first_dropped or ""
+            if resumed is not None and os.fsencode(dropped) <= resumed:
+                self.overflow_problem = (
+                    f"queue overflowed: more paths need a look than it holds "
+                    f"({self.queue.max_size}), and a rescan made no progress past {dropped!r};"
+                    " run `syncd sync` again"
+                )
+                return
+            resumed = os.fsencode(dropped)
+            self._rescan_owed = self.queue.clear_overflow()
+            log.info("rescanning", reason="queue overflow", resume_at=dropped)
+            try:
+                self.scan(mark_from=dropped)
+            finally:
+                self._rescan_owed = 0
+            self._drain()
+
+    def _drain(self) -> None:
+        """Let the workers empty the queue; deletions and tombstones go last. Stops early when
+        paused (the root is not the one synced): the workers take nothing then."""
+        while self.fatal is None and self.working():
+            self._wait_idle()
+            owed = self.run_deletions()
+            retries_due = not self.queue.idle(ignore_future=False) and self._retry_soon()
+            if not retries_due and (owed == 0 or not self._tombstones_soon()):
+                return
+            time.sleep(TICK)
+
+    def _wait_idle(self) -> None:
+        pause = min(TICK, max(0.02, self.settings.sync.settle_seconds / 4))
+        while self.fatal is None and self.working() and not self.queue.idle():
+            time.sleep(pause)
+
+    def _retry_soon(self) -> bool:
+        """True when a transient failure is due within ``max_sync_wait``. Not for a file this
+        process cannot read: waiting does not fix a permission, so `sync` reports it at once."""
+        horizon = self.clock() + self.options.max_sync_wait
+        return any(
+            row.failure is not None
+            and row.failure.kind == "transient"
+            and row.failure.next_attempt <= horizon
+            and os.access(self.root / row.path, os.R_OK, effective_ids=True)
+            for row in self.journal.errors()
+        )
+
+    def _tombstones_soon(self) -> bool:
+        return bool(self.journal.tombstones(due_before=self.clock() + self.options.max_sync_wait))
+
+    def dry_run(self, out: TextIO) -> int:
+        """Print what a sync would do, without changing anything."""
+        listing = list(self.client.iter_files())
+        result = plan(listing, snapshot(self.journal), self.clock(),
+                      max_missing_fraction=self.reconciler.max_missing_fraction)
+        marked: list[str] = []
+        scanned = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped,
+                            self.journal, marked.append)
+        for path in marked:
+            print(f"upload  {path}", file=out)
+        for path in scanned.vanished:
+            print(f"delete  {path}", file=out)
+        print(
+            f"{len(marked)} to upload or check, {len(scanned.vanished)} to delete, "
+            f"{len(result.missing)} missing remotely, {len(result.orphans)} orphans, "
+            f"{result.foreign} foreign files left alone",
+            file=out,
+        )
+        if result.refused:
+            print(f"reconcile would be refused: {result.refused}", file=out)
+        return 0
+
+    # --- daemon -------------------------------------------------------------------------------
+
+    def run(
+        self,
+        stop: threading.Event,
+        on_ready: Callable[[], None] | None = None,
+        notifier: Notifier | None = None,
+    ) -> int:
+        """Mirror until ``stop`` is set; return the exit code."""
+        listen = self.settings.metrics
+        if listen.listen:
+            self.metrics.serve(listen.listen, listen.is_loopback())
+        code = run_loop(self, stop, notifier or Notifier(), on_ready, self.options.progress)
+        if self.fatal is not None:
+            raise self.fatal
+        return code
+
+
+def make_client(settings: Settings, metrics: Metrics | None = None) -> FilesClient:
+    """The client the config describes: key, URL, API version, pacing, retries, expiry."""
+    key, _source = resolve_api_key(settings)
+    remote = settings.remote
+    return FilesClient(
+        key, remote.base_url, api_version=remote.api_version,
+        expires_in_seconds=remote.expires_in_seconds,
+        pacer=Pacer(remote.requests_per_minute, remote.burst),
+        max_retries=remote.max_retries, timeout=remote.timeout_seconds,
+        observer=metrics.request if metrics else None,
+        on_retry=metrics.retry_wait if metrics else None,
+    )
+
+
+def bind_workspace(client: FilesClient, journal: Journal, configured: str | None) -> None:
+    """Tie the client to the journal's workspace (invariant 11).
+
+    The journal records the workspace the service first names (or the configured one); from
+    then on every request carries it, so the service itself refuses to act in another one, and
+    an answer from another workspace stops syncd before it acts on anything.
+    """
+    known = journal.get_meta("workspace_id") or None
+    if known and configured and known != configured:
+        raise WorkspaceMismatch(
+            f"this journal belongs to workspace {known}, the config names workspace {configured};"
+            " point [state] journal elsewhere or run `syncd rebuild`"
+        )
+    if configured and not known:
+        journal.set_meta("workspace_id", configured)
+    client.workspace = WorkspaceGuard(
+        known or configured, lambda ws: journal.set_meta("workspace_id", ws)
+    )
