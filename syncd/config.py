@@ -39,8 +39,8 @@ from pydantic_settings import (
 )
 
 from syncd.errors import BadAnswer, ConfigError
-from syncd.remote.client import DEFAULT_BASE_URL, GA_VERSION, ApiVersion, valid_id
 from syncd.remote.names import prefix_problem
+from syncd.remote.protocol import DEFAULT_BASE_URL, GA_VERSION, ApiVersion, valid_id
 
 log = structlog.get_logger("syncd.config")
 CREDENTIAL_NAME = "anthropic_api_key"

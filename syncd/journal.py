@@ -29,13 +29,21 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from syncd.errors import JournalError, JournalLockedError, JournalMismatchError
-from syncd.model import LocalStat
+from syncd.model import (
+    Copy,
+    Failure,
+    FileRow,
+    Intent,
+    JournalCounts,
+    LocalStat,
+    Synced,
+    Tombstone,
+)
 
 CHUNK_ROWS = 500  # rows per iter_rows query: flat memory, and the lock is released in between
 SCAN_CHUNK_ROWS = 5000  # rows per scan_rows query: plain tuples, a few ms under the lock
@@ -45,7 +53,6 @@ BUSY_TIMEOUT_MS = 5000
 _LOCK_TRIES = 5
 _LOCK_RETRY_S = 0.02
 _REBUILD = "move it aside and run `syncd rebuild`"
-RENEW_FRACTION = 0.8  # an expiring copy is renewed once this share of its lifetime has passed
 PRIVATE = 0o600
 SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's files beside the database
 LOCK_SUFFIX = ".lock"
@@ -87,106 +94,6 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-@dataclass(frozen=True)
-class Synced:
-    """What the remote holds for a path: the last successful upload."""
-
-    file_id: str
-    remote_name: str
-    sha256: str
-    size: int
-    mtime_ns: int
-    ino: int
-    mime_type: str
-    synced_at: float
-    expires_at: float | None = None  # when the service drops the copy (None: never)
-
-    @property
-    def stat(self) -> LocalStat:
-        """The local stat the uploaded content was read from."""
-        return LocalStat(self.size, self.mtime_ns, self.ino)
-
-    @property
-    def renew_at(self) -> float | None:
-        """When the copy is due for renewal: 80% into its lifetime (None: it never expires)."""
-        if self.expires_at is None:
-            return None
-        return self.synced_at + RENEW_FRACTION * (self.expires_at - self.synced_at)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """The latest failure for the path's current local version."""
-
-    kind: str  # "permanent" | "transient"
-    message: str
-    attempts: int
-    next_attempt: float  # unix time before which the path is not retried (0 = any time)
-    stat: LocalStat | None  # the version that failed: a permanent error lifts when it changes
-
-
-@dataclass(frozen=True)
-class FileRow:
-    """One local path as the journal knows it."""
-
-    path: str
-    synced: Synced | None
-    failure: Failure | None
-    # Why the copy must be uploaded again though the file did not change: "missing" (a complete
-    # listing lacks it), "expired", "renew" (its lifetime is nearly over). Its file_id stays
-    # until the new copy is committed, then is tombstoned: make before break.
-    gone: str | None = None
-
-
-@dataclass(frozen=True)
-class Intent:
-    """An upload that has started; a crash leaves it for reconcile to resolve."""
-
-    id: int
-    path: str
-    remote_name: str
-    size: int
-    mtime_ns: int
-    ino: int
-    started_at: float
-
-    @property
-    def stat(self) -> LocalStat:
-        """The local version being uploaded: reconcile adopts a lost copy only if it still is."""
-        return LocalStat(self.size, self.mtime_ns, self.ino)
-
-
-@dataclass(frozen=True)
-class Tombstone:
-    """A remote file this journal created and still owes a DELETE."""
-
-    file_id: str
-    remote_name: str
-    path: str
-    reason: str
-    attempts: int
-    next_attempt: float
-    last_error: str = ""
-
-
-@dataclass(frozen=True)
-class JournalCounts:
-    """Totals for `syncd status`."""
-
-    synced: int  # rows with a remote copy and no failure
-    synced_bytes: int  # their sizes
-    errors: int  # permanent failures
-    retrying: int  # transient failures
-    intents: int
-    tombstones: int
-    reuploads: int = 0  # copies missing, expired or due for renewal, not yet replaced
-
-
-# A row's remote copy as reconcile reads it (Journal.iter_copies):
-# (path, file_id, synced_at, expires_at, gone: marked for upload again).
-Copy = tuple[str, str, float, float | None, bool]
 
 
 _SYNCED_COLS = (
@@ -569,7 +476,7 @@ class Journal:
         """Every path as the scan needs it, in byte order: (path bytes, size, mtime_ns, ino) of
         its synced copy, with size None unless that stat proves the content: the row has a
         copy, no failure, and an mtime older than ``racy_ns`` before the copy was recorded
-        (``decide.is_racy``). Plain tuples, a chunk at a time (the lock is not held between)."""
+        (``model.is_racy``). Plain tuples, a chunk at a time (the lock is not held between)."""
         return itertools.chain.from_iterable(self._scan_chunks(racy_ns, chunk_rows))
 
     def _scan_chunks(self, racy_ns: int, chunk_rows: int) -> Iterator[list[ScanRow]]:

@@ -15,10 +15,12 @@ from syncd.config import Settings, load_settings
 from syncd.emulator.app import EmulatorConfig, RunningEmulator, run_emulator
 from syncd.local.ignore import IgnoreRules
 from syncd.local.scan import walk
-from syncd.remote.client import GA_VERSION, FilesClient
+from syncd.remote.client import FilesClient
 from syncd.remote.names import decode_name
 from syncd.remote.pacer import Pacer
+from syncd.remote.protocol import GA_VERSION
 from syncd.service.daemon import Daemon, Options
+from syncd.service.loop import run_daemon
 
 API_KEY = "sk-ant-bench-key-0123456789abcdef"
 FOREIGN = {"foreign-report.pdf": b"%PDF-1.4 not ours", "docs%2Fa.txt": b"same name as ours"}
@@ -173,7 +175,7 @@ def run_in_thread(daemon: Daemon, timeout: float) -> Iterator[None]:
     stop, ready = threading.Event(), threading.Event()
     codes: list[int] = []
     thread = threading.Thread(
-        target=lambda: codes.append(daemon.run(stop, on_ready=ready.set)), daemon=True
+        target=lambda: codes.append(run_daemon(daemon, stop, on_ready=ready.set)), daemon=True
     )
     thread.start()
     try:

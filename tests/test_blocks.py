@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from syncd.cli.blocks import block_type, content_block, resource
 from syncd.cli.main import main
-from syncd.journal import Journal, Synced
+from syncd.journal import Journal
+from syncd.model import Synced
+from syncd.remote.blocks import block_type, content_block, resource
 from syncd.remote.names import encode_name
 from syncd.service.manifest import manifest_data
 

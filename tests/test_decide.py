@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 
 from syncd.engine.decide import (
-    RACY_WINDOW_NS,
     Action,
     Decision,
     decide,
     decide_after_hash,
-    is_racy,
     retry_backoff,
 )
-from syncd.journal import Failure, FileRow, Synced
-from syncd.model import LocalStat
+from syncd.model import RACY_WINDOW_NS, Failure, FileRow, LocalStat, Synced, is_racy
 
 MTIME = 1_700_000_000_000_000_000  # ns
 SYNCED_AT = MTIME / 1e9 + 60.0  # recorded a minute after the last write: not racy

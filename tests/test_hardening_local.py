@@ -17,13 +17,13 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from syncd import logs
 from syncd.cli.main import main
 from syncd.cli.rebuild import _rules, rebuild
 from syncd.config import Settings, load_settings, resolve_api_key
 from syncd.errors import ConfigError, JournalError
 from syncd.journal import Journal
 from syncd.remote.client import FilesClient
-from syncd.service import logs
 from syncd.service.daemon import Daemon
 from syncd.service.manifest import write_manifest
 

@@ -13,6 +13,7 @@ import pytest
 from syncd.emulator.faults import Faults
 from syncd.journal import Journal
 from syncd.remote.names import decode_name
+from syncd.service.loop import run_daemon
 from tests.syncenv import API_KEY, Bench, bench, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -182,7 +183,7 @@ def test_6_a_revoked_key_stops_the_daemon_without_marking_files(tmp_path: Path) 
 
             def run() -> None:
                 try:
-                    daemon.run(stop, on_ready=ready.set)
+                    run_daemon(daemon, stop, on_ready=ready.set)
                 except AuthenticationFailed as exc:
                     raised.append(exc)
 

@@ -17,18 +17,8 @@ import pytest
 
 from syncd import journal as journal_module
 from syncd.errors import JournalError, JournalLockedError, JournalMismatchError
-from syncd.journal import (
-    SCHEMA_VERSION,
-    Failure,
-    FileRow,
-    Intent,
-    Journal,
-    JournalCounts,
-    Synced,
-    Tombstone,
-    lock_holder,
-)
-from syncd.model import LocalStat
+from syncd.journal import SCHEMA_VERSION, Journal, lock_holder
+from syncd.model import Failure, FileRow, Intent, JournalCounts, LocalStat, Synced, Tombstone
 
 ROOT = "/srv/docs"
 URL = "https://api.anthropic.com"

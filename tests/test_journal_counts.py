@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import JournalError
-from syncd.journal import Failure, Journal, JournalCounts
-from syncd.model import LocalStat
+from syncd.journal import Journal
+from syncd.model import Failure, JournalCounts, LocalStat
 from tests.test_journal import open_journal, synced
 
 STAT = LocalStat(10, 1_700_000_000_000_000_000, 42)

@@ -22,10 +22,11 @@ import httpx
 import pytest
 
 from syncd.cli import rebuild
+from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate
 from syncd.engine.dirtyqueue import DirtyQueue
 from syncd.engine.reconcile import Reconciler
-from syncd.engine.worker import SyncContext, Syncer
+from syncd.engine.worker import Syncer
 from syncd.errors import LocalFileError
 from syncd.journal import Journal
 from syncd.local import fs as localfs

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from syncd.engine.reconcile import Ours, Plan, Shown, Snapshot, plan, snapshot
 from syncd.errors import IncompleteListing
-from syncd.journal import Intent, Journal
+from syncd.journal import Journal
+from syncd.model import Intent
 from syncd.remote.client import FilesClient, RemoteFile
 from syncd.remote.listing import Listing
 from syncd.remote.pacer import Pacer

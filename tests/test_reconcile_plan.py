@@ -17,7 +17,7 @@ from syncd.engine.reconcile import (
     Snapshot,
     plan,
 )
-from syncd.journal import FileRow, Intent, Synced
+from syncd.model import FileRow, Intent, Synced
 from syncd.remote.client import RemoteFile
 
 T0 = 1_700_000_000.0

@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from syncd import logs
 from syncd.emulator.faults import Faults
 from syncd.engine.deletes import delete_owed
 from syncd.errors import IncompleteListing
 from syncd.journal import Journal
 from syncd.remote.client import FilesClient
 from syncd.remote.pacer import Pacer
-from syncd.service import logs
 from syncd.service.daemon import Daemon
 from tests.conftest import Recorder
 from tests.syncenv import API_KEY, bench

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.engine.decide import RACY_WINDOW_NS, is_racy
 from syncd.errors import SafetyStop
-from syncd.journal import Failure, Journal, Synced
+from syncd.journal import Journal
 from syncd.local.ignore import IgnoreRules
 from syncd.local.scan import (
     Run,
@@ -24,7 +23,7 @@ from syncd.local.scan import (
     scan_tree,
     walk,
 )
-from syncd.model import LocalStat
+from syncd.model import RACY_WINDOW_NS, Failure, LocalStat, Synced, is_racy
 
 LATIN1 = os.fsdecode(b"caf\xe9.txt")  # not UTF-8: decodes to a lone surrogate
 

@@ -18,7 +18,9 @@ import httpx
 import pytest
 
 from syncd.emulator.faults import Faults
-from syncd.journal import Failure, Journal, Synced
+from syncd.journal import Journal
+from syncd.model import Failure, Synced
+from syncd.service.loop import run_daemon
 from tests.sim.runner import run_many
 from tests.syncenv import Bench, bench, wait_until
 
@@ -114,7 +116,7 @@ def test_root_gone_during_start_up_is_not_fatal(tmp_path: Path) -> None:
 
             def run() -> None:
                 try:
-                    outcome.append(daemon.run(stop))
+                    outcome.append(run_daemon(daemon, stop))
                 except Exception as exc:
                     outcome.append(exc)
 

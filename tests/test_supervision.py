@@ -20,14 +20,14 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from syncd import logs
 from syncd.cli.report import print_errors, print_status, status_data
 from syncd.engine.dirtyqueue import DirtyQueue
 from syncd.engine.worker import WorkerPool
 from syncd.journal import Journal
 from syncd.local import watcher
-from syncd.service import logs
 from syncd.service.daemon import Daemon, Options
-from syncd.service.loop import status_line
+from syncd.service.loop import run_daemon, status_line
 from syncd.service.notify import Notifier
 from tests.syncenv import API_KEY, Bench, bench, wait_until
 
@@ -64,7 +64,7 @@ def running(
 
     def run() -> None:
         try:
-            outcome.append(daemon.run(stop, on_ready=ready.set, notifier=notifier))
+            outcome.append(run_daemon(daemon, stop, on_ready=ready.set, notifier=notifier))
         except BaseException as exc:  # the test reports it
             outcome.append(exc)
 

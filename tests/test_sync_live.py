@@ -153,11 +153,13 @@ def test_sync_then_run_on_one_daemon(tmp_path: Path) -> None:
     """A daemon that ran `sync_once` (as `syncd demo` does) keeps working when it then runs."""
     import threading
 
+    from syncd.service.loop import run_daemon
+
     with bench(tmp_path) as b, b.daemon() as daemon:
         b.write("first.txt", b"1")
         daemon.sync_once()
         stop = threading.Event()
-        runner = threading.Thread(target=daemon.run, args=(stop,), daemon=True)
+        runner = threading.Thread(target=run_daemon, args=(daemon, stop), daemon=True)
         runner.start()
         try:
             b.write("second.txt", b"2")

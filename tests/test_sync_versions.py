@@ -18,7 +18,7 @@ from syncd.cli.report import status_data
 from syncd.emulator.faults import Faults
 from syncd.errors import ApiError, WorkspaceMismatch
 from syncd.journal import Journal
-from syncd.remote.client import BETA_VERSION, GA_VERSION
+from syncd.remote.protocol import BETA_VERSION, GA_VERSION
 from syncd.service.daemon import Options
 from syncd.service.loop import status_line
 from tests.syncenv import API_KEY, FOREIGN, Bench, bench, wait_until

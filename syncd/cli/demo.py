@@ -9,14 +9,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from syncd.cli.main import run_until_signal
+from syncd import logs
 from syncd.config import load_settings
 from syncd.emulator.app import EmulatorConfig, run_emulator
 from syncd.journal import Journal
 from syncd.remote.client import FilesClient
 from syncd.remote.pacer import Pacer
-from syncd.service import logs
 from syncd.service.daemon import Daemon
+from syncd.service.signals import run_until_signal
 
 DEMO_KEY = "sk-ant-demo-emulator-key"
 

@@ -8,22 +8,19 @@ bound to another root), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
 
-from syncd import __version__
+from syncd import __version__, logs
 from syncd.cli.report import print_errors, print_ls, print_status
 from syncd.config import Settings, load_settings, resolve_api_key
 from syncd.emulator.cli import add_emulator_arguments, run_emulator_cli
 from syncd.errors import AuthenticationFailed, ConfigError, JournalError, SafetyStop, SyncdError
-from syncd.service import logs
 from syncd.service.daemon import Daemon, Options
-from syncd.service.notify import Notifier
+from syncd.service.signals import run_until_signal
 
 log = structlog.get_logger("syncd")
 
@@ -158,28 +155,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     with Daemon(settings) as daemon:
         return run_until_signal(daemon, reload=lambda: _settings(args))
-
-
-def run_until_signal(
-    daemon: Daemon,
-    on_ready: Callable[[], None] | None = None,
-    reload: Callable[[], Settings] | None = None,
-) -> int:
-    """Run the daemon: SIGTERM/SIGINT stop it, SIGHUP reloads the config (ignore rules, log)."""
-    stop = threading.Event()
-
-    def on_stop(signum: int, _frame: object) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload(reload or _same(daemon)))
-    return daemon.run(stop, on_ready=on_ready, notifier=Notifier())
-
-
-def _same(daemon: Daemon) -> Callable[[], Settings]:
-    return lambda: daemon.settings
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -26,14 +26,15 @@ import structlog
 
 from syncd.config import Settings
 from syncd.errors import JournalError, JournalLockedError, LocalFileError
-from syncd.journal import NOT_A_JOURNAL, SIDE_FILES, Journal, Synced, lock_holder
+from syncd.journal import NOT_A_JOURNAL, SIDE_FILES, Journal, lock_holder
 from syncd.local.fs import hash_unchanged
 from syncd.local.ignore import IgnoreRules
 from syncd.local.ownfiles import ASIDE, load_rules
 from syncd.local.scan import Unreadable, check_root, walk
-from syncd.model import LocalStat
-from syncd.remote.client import LIST_LIMIT, FilesClient, RemoteFile
+from syncd.model import LocalStat, Synced
+from syncd.remote.client import FilesClient, RemoteFile
 from syncd.remote.names import decode_name, encode_name
+from syncd.remote.protocol import LIST_LIMIT
 from syncd.service.daemon import bind_workspace, make_client
 
 log = structlog.get_logger("syncd.rebuild")

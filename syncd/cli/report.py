@@ -13,11 +13,11 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from syncd.cli.blocks import block_type, content_block, mount_name_problem, resource
 from syncd.config import Settings
 from syncd.errors import ConfigError
 from syncd.journal import Journal, lock_holder
-from syncd.service.manifest import rfc3339
+from syncd.model import read_stamp, rfc3339
+from syncd.remote.blocks import block_type, content_block, mount_name_problem, resource
 
 
 def status_data(settings: Settings) -> dict[str, Any]:
@@ -26,7 +26,6 @@ def status_data(settings: Settings) -> dict[str, Any]:
     with Journal.open_readonly(path) as journal:
         counts = journal.counts()
         queued = int(journal.get_meta("queued") or 0)
-        last_scan = journal.get_meta("last_scan")
         foreign = journal.get_meta("foreign_files")
         return {
             "root": str(settings.root),
@@ -38,8 +37,8 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "retrying": counts.retrying,
             "owed_deletions": counts.tombstones,
             "foreign_files": int(foreign) if foreign else None,
-            "last_scan": rfc3339(float(last_scan)) if last_scan else None,
-            "last_reconcile": journal.get_meta("last_reconcile"),
+            "last_scan": _time_or_none(read_stamp(journal.get_meta("last_scan"))),
+            "last_reconcile": _time_or_none(read_stamp(journal.get_meta("last_reconcile"))),
             "daemon_pid": lock_holder(path) or None,
             "requests_per_minute": settings.remote.requests_per_minute,
             "api_version": settings.remote.api_version,

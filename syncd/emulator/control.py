@@ -21,17 +21,14 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from syncd.emulator.faults import Faults
+from syncd.emulator.state import EmulatorState
 from syncd.emulator.store import FileScope, StoredFile
-
-if TYPE_CHECKING:
-    from syncd.emulator.app import EmulatorState
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.yaml")
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -10,12 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from syncd.journal import FileRow
-from syncd.model import LocalStat
+from syncd.model import FileRow, LocalStat, is_racy
 
 # A file modified this close to the moment it was recorded may change again within the same
 # timestamp tick without its stat moving (git's "racy" case): re-hash it on the next look.
-RACY_WINDOW_NS = 2_000_000_000
 
 
 class Action(Enum):
@@ -67,11 +65,6 @@ def decide_after_hash(sha256: str, row: FileRow) -> Action:
     if row.synced is not None and row.synced.sha256 == sha256:
         return Action.NOTHING
     return Action.UPLOAD
-
-
-def is_racy(mtime_ns: int, recorded_at: float) -> bool:
-    """True when the file's mtime is too close to when it was recorded to trust the stat."""
-    return mtime_ns >= int(recorded_at * 1e9) - RACY_WINDOW_NS
 
 
 def retry_backoff(attempts: int, base: float = 5.0, cap: float = 900.0) -> float:

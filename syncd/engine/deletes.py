@@ -8,7 +8,7 @@ wipe done slowly, a few files at a time, is refused like a fast one). Events and
 through this gate, so an emptied root deletes nothing.
 
 A failed delete keeps its tombstone with the server's message, cleaned by
-:func:`syncd.service.logs.stored_text` first: server text is never stored as it came (invariant 9).
+:func:`syncd.logs.stored_text` first: server text is never stored as it came (invariant 9).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from collections.abc import Callable
 
 import structlog
 
+from syncd import logs
 from syncd.engine.decide import retry_backoff
 from syncd.errors import ApiError, PermanentError
 from syncd.journal import Journal
 from syncd.remote.client import FilesClient
-from syncd.service import logs
 
 log = structlog.get_logger("syncd.deletes")
 # Batches this small never trip the fraction guard: deleting a few files is normal.

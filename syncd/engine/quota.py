@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import structlog
 
-from syncd.service.logs import stored_text
+from syncd.logs import stored_text
 
 log = structlog.get_logger("syncd.quota")
 PROBE_INTERVAL = 300.0

@@ -35,15 +35,16 @@ from typing import NamedTuple
 
 import structlog
 
+from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate, delete_owed, guard_problem
 from syncd.engine.dirtyqueue import DirtyQueue
-from syncd.engine.worker import SyncContext
 from syncd.errors import LocalFileError
-from syncd.journal import FileRow, Intent, Journal, Synced
+from syncd.journal import Journal
 from syncd.local.fs import hash_unchanged
-from syncd.remote.client import LIST_LIMIT, FilesClient, RemoteFile
+from syncd.model import FileRow, Intent, Synced, read_stamp, rfc3339, stamp
+from syncd.remote.client import FilesClient, RemoteFile
 from syncd.remote.listing import Listing
-from syncd.service.manifest import rfc3339
+from syncd.remote.protocol import LIST_LIMIT
 
 log = structlog.get_logger("syncd.reconcile")
 CLOCK_SKEW = 60.0  # seconds our clock may run ahead of the service's created_at
@@ -297,7 +298,7 @@ class Reconciler:
         ctx = self.ctx
         journal = ctx.journal
         now = ctx.clock()
-        last = _number(journal.get_meta(LISTED_META))
+        last = read_stamp(journal.get_meta(LISTED_META))
         reason = "asked for" if force else startup_listing(
             last, now, interval, len(journal.intents()), bool(journal.get_meta("reconcile_refused"))
         )
@@ -332,8 +333,8 @@ class Reconciler:
         else:
             self._apply(result)
         ctx.journal.set_meta("reconcile_refused", result.refused or "")
-        ctx.journal.set_meta("last_reconcile", rfc3339(ctx.clock()))
-        ctx.journal.set_meta(LISTED_META, repr(started))
+        ctx.journal.set_meta("last_reconcile", stamp(ctx.clock()))
+        ctx.journal.set_meta(LISTED_META, stamp(started))
         ctx.journal.set_meta("foreign_files", str(result.foreign))
         ctx.metrics.reconciled(ctx.clock())
         self.last = result
@@ -438,14 +439,6 @@ def snapshot(
     tombstoned = frozenset(t.file_id for t in journal.tombstones())
     shown = Shown(listing, listed_since, marks, count) if listing is not None else None
     return Snapshot(synced, tombstoned, intents, rows, shown)
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        value = float(text or "")
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _our_ids(journal: Journal) -> Iterator[str]:

@@ -13,15 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import structlog
 
+from syncd import logs
+from syncd.engine.context import SyncContext
 from syncd.engine.decide import Action, decide, decide_after_hash, retry_backoff
-from syncd.engine.deletes import DeleteGate
 from syncd.engine.dirtyqueue import DirtyQueue
-from syncd.engine.quota import QuotaPause
 from syncd.errors import (
     ApiError,
     AuthenticationFailed,
@@ -34,39 +32,14 @@ from syncd.errors import (
     QuotaExceeded,
     TransientError,
 )
-from syncd.journal import Failure, FileRow, Journal, Synced
 from syncd.local.contenttype import HEAD_BYTES, content_type
 from syncd.local.fs import FileSource, hash_unchanged
-from syncd.local.ignore import IgnoreRules
-from syncd.local.openwrites import OpenWrites
 from syncd.local.scan import local_stat
-from syncd.model import LocalStat
-from syncd.remote.client import FilesClient
+from syncd.model import Failure, FileRow, LocalStat, Synced
 from syncd.remote.names import encode_name
 from syncd.remote.throttle import WarnOnce
-from syncd.service import logs
-from syncd.service.metrics import Metrics
 
 log = structlog.get_logger("syncd.worker")
-
-
-@dataclass
-class SyncContext:
-    """What every worker shares. ``rules`` may be swapped on reload (SIGHUP)."""
-
-    root: Path
-    rules: IgnoreRules
-    follow_symlinks: bool
-    name_prefix: str
-    client: FilesClient
-    journal: Journal
-    queue: DirtyQueue
-    gate: DeleteGate
-    clock: Callable[[], float] = time.time
-    warn: WarnOnce | None = None
-    metrics: Metrics = field(default_factory=Metrics)
-    quota: QuotaPause = field(default_factory=QuotaPause)
-    writes: OpenWrites | None = None  # files the watcher saw opened for writing
 
 
 class Syncer:

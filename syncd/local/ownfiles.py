@@ -16,7 +16,6 @@ from syncd.config import Settings
 from syncd.errors import ConfigError
 from syncd.journal import LOCK_SUFFIX, SIDE_FILES
 from syncd.local.ignore import IgnoreRules
-from syncd.service.manifest import manifest_temp
 
 ASIDE = ".broken-"  # `rebuild` moves a journal to NAME.broken-<stamp>, its side files alike
 
@@ -58,3 +57,8 @@ def _inside(root: Path, path: Path) -> str | None:
 def _literal(text: str) -> str:
     """``text`` as a gitignore pattern matching itself only (wildcards and ``\\`` escaped)."""
     return "".join("\\" + c if c in "*?[\\" else c for c in text)
+
+
+def manifest_temp(path: Path) -> Path:
+    """The temp file the manifest is written through (a fixed name, so it can be ignored)."""
+    return path.with_name(f".{path.name}.tmp")

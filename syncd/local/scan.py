@@ -16,12 +16,11 @@ from pathlib import Path
 
 import structlog
 
-from syncd.engine.decide import RACY_WINDOW_NS, is_racy
 from syncd.errors import SafetyStop
-from syncd.journal import FileRow, Journal, ScanRow
+from syncd.journal import Journal, ScanRow
 from syncd.local.fs import stat_under
 from syncd.local.ignore import IgnoreRules
-from syncd.model import LocalStat
+from syncd.model import RACY_WINDOW_NS, FileRow, LocalStat, is_racy
 
 log = structlog.get_logger("syncd.scan")
 Skip = Callable[[str, str], None]

@@ -54,38 +54,29 @@ from syncd.local.fs import Opener, fstat, open_path
 from syncd.model import LocalStat
 from syncd.remote.names import filename_problem
 from syncd.remote.pacer import Pacer, Sleep
+from syncd.remote.protocol import (
+    API_VERSIONS,
+    BETA_VERSION,
+    DEFAULT_BASE_URL,
+    FILES_BETA,
+    GA_VERSION,
+    LIST_LIMIT,
+    MAX_UPLOAD_BYTES,
+    WORKSPACE_HEADER,
+    ApiVersion,
+    short_repr,
+    valid_id,
+)
 from syncd.remote.retry import RetryWait, is_retryable, retry_delay
 
-DEFAULT_BASE_URL = "https://api.anthropic.com"
-ApiVersion = Literal["2026-10-21", "2023-06-01"]
-GA_VERSION: ApiVersion = "2026-10-21"  # what the official SDK (anthropic 2.14.0) sends
-BETA_VERSION: ApiVersion = "2023-06-01"  # the 2025 beta, with the files-api beta header
-API_VERSIONS: tuple[ApiVersion, ...] = (GA_VERSION, BETA_VERSION)
-FILES_BETA = "files-api-2025-04-14"
-WORKSPACE_HEADER = "anthropic-workspace-id"
-MAX_UPLOAD_BYTES = 500 * 10**6  # the contract leaves 10^6 vs 2^20 open: take the smaller
-LIST_LIMIT = 1000
 SKEW_SAMPLES = 15  # `date` readings the clock skew is the median of
 CHUNK = 1024 * 1024
 
 log = structlog.get_logger("syncd.client")
 T = TypeVar("T")
 RequestObserver = Callable[[str, "int | None", float], None]
-# Ids and cursors from the server go into URLs: only these characters, never `/` or `..`.
-_ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Cursors from the server go into URLs: only these characters, never `/` or `..`.
 _CURSOR = re.compile(r"[A-Za-z0-9_=.~-]{1,4096}")
-
-
-def valid_id(value: object, what: str = "file id") -> str:
-    """``value`` if it is a safe identifier from the server, else BadAnswer."""
-    if isinstance(value, str) and _ID.fullmatch(value):
-        return value
-    raise BadAnswer(f"the service sent an invalid {what} ({_short(value)})")
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _timestamp(value: object, what: str) -> datetime:
@@ -93,9 +84,9 @@ def _timestamp(value: object, what: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError as exc:
-        raise BadAnswer(f"the service sent an unparsable {what} ({_short(value)})") from exc
+        raise BadAnswer(f"the service sent an unparsable {what} ({short_repr(value)})") from exc
     if parsed.tzinfo is None:
-        raise BadAnswer(f"the service sent {what} without a timezone ({_short(value)})")
+        raise BadAnswer(f"the service sent {what} without a timezone ({short_repr(value)})")
     return parsed
 
 
@@ -116,12 +107,12 @@ class RemoteFile:
     def from_json(cls, data: object) -> RemoteFile:
         """Parse a File object; raise BadAnswer if a required field is missing or malformed."""
         if not isinstance(data, dict):
-            raise BadAnswer(f"the service sent a File that is not an object ({_short(data)})")
+            raise BadAnswer(f"the service sent a File that is not an object ({short_repr(data)})")
         try:
             expires = data.get("expires_at")
             size = data["size_bytes"]
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-                raise ValueError(f"size_bytes {_short(size)}")
+                raise ValueError(f"size_bytes {short_repr(size)}")
             return cls(
                 id=valid_id(data["id"]),
                 filename=str(data["filename"]),
@@ -162,7 +153,7 @@ def parse_page(body: dict[str, Any], limit: int) -> FilePage:
         if after is None:
             return FilePage(files, None)
         if not isinstance(after, str) or not _CURSOR.fullmatch(after):
-            raise BadAnswer(f"the listing's next_page is not a page cursor ({_short(after)})")
+            raise BadAnswer(f"the listing's next_page is not a page cursor ({short_repr(after)})")
         if body.get("has_more") is False:
             raise BadAnswer("the listing says both next_page and has_more false")
         return FilePage(files, ("page", after))

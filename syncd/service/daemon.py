@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +19,12 @@ import structlog
 
 from syncd.config import Settings, resolve_api_key
 from syncd.engine import dirtyqueue
+from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate, delete_owed, flush_tombstones
 from syncd.engine.dirtyqueue import DirtyQueue
 from syncd.engine.quota import QuotaPause
 from syncd.engine.reconcile import Reconciler, plan, snapshot
-from syncd.engine.worker import SyncContext, Syncer, WorkerPool
+from syncd.engine.worker import Syncer, WorkerPool
 from syncd.errors import JournalError, SafetyStop, SyncdError, WorkspaceMismatch
 from syncd.journal import Journal
 from syncd.local.ignore import IgnoreRules
@@ -33,14 +33,13 @@ from syncd.local.ownfiles import load_rules
 from syncd.local.rootguard import RootGuard
 from syncd.local.scan import ScanResult, check_root, local_stat, scan_tree
 from syncd.local.watcher import Hints
+from syncd.metrics import Metrics
+from syncd.model import stamp
 from syncd.remote.client import FilesClient, WorkspaceGuard
 from syncd.remote.expiry import mark_expiring
 from syncd.remote.pacer import Pacer
 from syncd.remote.throttle import WarnOnce
-from syncd.service.loop import run_loop
 from syncd.service.manifest import manifest_data, write_manifest
-from syncd.service.metrics import Metrics
-from syncd.service.notify import Notifier
 from syncd.service.progress import PassProgress
 
 log = structlog.get_logger("syncd.daemon")
@@ -201,7 +200,7 @@ class Daemon:
             p or ".": self._skip_reasons.get(p or ".", "not readable") for p in result.unreadable
         }
         self._publish("unreadable", json.dumps(self.unreadable) if self.unreadable else "")
-        self.journal.set_meta("last_scan", str(self.clock()))
+        self.journal.set_meta("last_scan", stamp(self.clock()))
         log.info(
             "scanned", files=result.files, bytes=result.bytes, queued=result.marked,
             vanished=len(result.vanished), unreadable=len(result.unreadable),
@@ -294,7 +293,7 @@ class Daemon:
         if self.suspended is None:
             return
         try:
-            self.journal.set_meta("writable_probe", str(self.clock()))
+            self.journal.set_meta("writable_probe", stamp(self.clock()))
         except JournalError:
             return
         log.info("journal writable again; resuming", was=self.suspended)
@@ -497,24 +496,6 @@ class Daemon:
         if result.refused:
             print(f"reconcile would be refused: {result.refused}", file=out)
         return 0
-
-    # --- daemon -------------------------------------------------------------------------------
-
-    def run(
-        self,
-        stop: threading.Event,
-        on_ready: Callable[[], None] | None = None,
-        notifier: Notifier | None = None,
-    ) -> int:
-        """Mirror until ``stop`` is set; return the exit code."""
-        listen = self.settings.metrics
-        if listen.listen:
-            self.metrics.serve(listen.listen, listen.is_loopback())
-        code = run_loop(self, stop, notifier or Notifier(), on_ready, self.options.progress)
-        if self.fatal is not None:
-            raise self.fatal
-        return code
-
 
 def make_client(settings: Settings, metrics: Metrics | None = None) -> FilesClient:
     """The client the config describes: key, URL, API version, pacing, retries, expiry."""

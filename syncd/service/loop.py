@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import structlog
 from watchdog.observers.api import BaseObserver
@@ -37,11 +36,10 @@ from syncd.errors import (
 )
 from syncd.local.scan import ScanResult, check_root
 from syncd.local.watcher import start_watcher, stop_watcher
+from syncd.model import read_stamp, rfc3339
+from syncd.service.daemon import Daemon
 from syncd.service.notify import Notifier
 from syncd.service.progress import PassProgress
-
-if TYPE_CHECKING:
-    from syncd.service.daemon import Daemon
 
 log = structlog.get_logger("syncd.loop")
 TICK = 0.5
@@ -149,7 +147,7 @@ def status_line(daemon: Daemon) -> str:
     last reconcile."""
     try:
         counts = daemon.journal.counts()
-        last = daemon.journal.get_meta("last_reconcile")
+        last_time = read_stamp(daemon.journal.get_meta("last_reconcile"))
     except JournalError:
         return ", ".join(["journal not readable", *_pause_labels(daemon)])
     dropped = daemon.unqueued()  # found but not queued: pending until a rescan queues them
@@ -160,7 +158,8 @@ def status_line(daemon: Daemon) -> str:
     if counts.reuploads:
         parts.append(f"{counts.reuploads} renewing or re-uploading")
     parts += _pause_labels(daemon)
-    return ", ".join(parts) + (f"; last reconcile {last}" if last else "")
+    last = f"; last reconcile {rfc3339(last_time)}" if last_time is not None else ""
+    return ", ".join(parts) + last
 
 
 def _pause_labels(daemon: Daemon) -> list[str]:
@@ -183,6 +182,23 @@ def _pause_labels(daemon: Daemon) -> list[str]:
 
 def _clause(reason: str) -> str:
     return reason.split(";", 1)[0].strip()
+
+
+def run_daemon(
+    daemon: Daemon,
+    stop: threading.Event,
+    on_ready: Callable[[], None] | None = None,
+    notifier: Notifier | None = None,
+) -> int:
+    """Mirror until ``stop`` is set (serving metrics when configured); return the exit code.
+    A fatal error that stopped the loop is raised."""
+    listen = daemon.settings.metrics
+    if listen.listen:
+        daemon.metrics.serve(listen.listen, listen.is_loopback())
+    code = run_loop(daemon, stop, notifier or Notifier(), on_ready, daemon.options.progress)
+    if daemon.fatal is not None:
+        raise daemon.fatal
+    return code
 
 
 def run_loop(

@@ -10,7 +10,7 @@ half-written file. Its shape::
 
 ``block`` is the Messages content block type the file can be used as: ``document`` (PDF, plain
 text), ``image`` (JPEG, PNG, GIF, WebP) or ``container_upload`` (anything else; see
-syncd.cli.blocks). It was added without changing ``version``: readers of version 1 may ignore it.
+syncd.remote.blocks). It was added without changing ``version``: readers of version 1 may ignore it.
 """
 
 from __future__ import annotations
@@ -19,17 +19,13 @@ import json
 import os
 import stat
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from syncd.cli.blocks import block_type
 from syncd.journal import Journal
-
-
-def rfc3339(ts: float) -> str:
-    """A unix time as RFC 3339 UTC with a Z."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+from syncd.local.ownfiles import manifest_temp
+from syncd.model import rfc3339
+from syncd.remote.blocks import block_type
 
 
 def manifest_data(journal: Journal, root: str, now: float | None = None) -> dict[str, Any]:
@@ -48,11 +44,6 @@ def manifest_data(journal: Journal, root: str, now: float | None = None) -> dict
     }
     generated = rfc3339(time.time() if now is None else now)
     return {"version": 1, "root": root, "generated_at": generated, "files": files}
-
-
-def manifest_temp(path: Path) -> Path:
-    """The temp file the manifest is written through (a fixed name, so it can be ignored)."""
-    return path.with_name(f".{path.name}.tmp")
 
 
 def write_manifest(path: Path, data: dict[str, Any]) -> None:

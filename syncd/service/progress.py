@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from syncd.metrics import Metrics
 from syncd.remote.pacer import Pacer
-from syncd.service.metrics import Metrics
 
 log = structlog.get_logger("syncd.progress")
 
