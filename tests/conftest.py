@@ -15,6 +15,17 @@ import pytest
 from syncd.remote.client import FilesClient
 from syncd.remote.pacer import Pacer
 
+TIERS = ("unit", "e2e", "emulator", "sim")  # tests/<tier>/, and a marker of the same name
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier, the directory it lives in."""
+    here = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(here).parts
+        if len(parts) > 1 and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
 
 class Recorder:
     """An injected sleep that records waits and advances a fake clock instead of sleeping."""

@@ -253,7 +253,8 @@ class WorkerPool:
         self._stop.set()
         self._queue.wake()  # the queue outlives this pool: `sync` then `run` share it
         for thread in self._threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if thread.ident is not None:  # a pool stopped before it started has nothing to join
+                thread.join(timeout=max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in self._threads)
 
     def alive(self) -> bool:

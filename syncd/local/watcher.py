@@ -104,6 +104,17 @@ class _Handler(FileSystemEventHandler):
         return path[len(self._root) + 1 :]
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        """Mark what ``event`` may have changed. Whatever goes wrong (the journal unreadable
+        for ``mark_under``, a bug) is logged and answered with a rescan: the observer thread
+        must not die of one event, and the rescan finds what the event meant."""
+        try:
+            self._handle(event)
+        except Exception as exc:
+            log.warning("watcher event failed; rescanning", error=repr(exc),
+                        kind=event.event_type)
+            self._hints.rescan("a watcher event could not be handled")
+
+    def _handle(self, event: FileSystemEvent) -> None:
         if event.event_type in IGNORED_EVENTS or (
             event.is_directory and event.event_type == "modified"
         ):

@@ -390,7 +390,7 @@ class FilesClient:
             result = self._retrying("upload", attempt)
         except (ApiError, LocalFileError) as exc:
             # A later attempt's error (a 500, the file gone) says nothing of the lost ones.
-            exc.maybe_stored = bool(lost)
+            exc.maybe_stored = exc.maybe_stored or bool(lost)
             raise
         return replace(result, maybe_orphans=bool(lost))
 
@@ -496,7 +496,11 @@ class FilesClient:
                 "POST", self._upload_url, content=body, headers=body.headers()
             )
             response = self._send("upload", request)
-            uploaded = RemoteFile.from_json(_json_object("upload", response))
+            try:
+                uploaded = RemoteFile.from_json(_json_object("upload", response))
+            except BadAnswer as exc:
+                exc.maybe_stored = True  # a success status: the copy was likely stored
+                raise
             _check_unchanged(label, handle, before, uploaded)
         finally:
             handle.close()

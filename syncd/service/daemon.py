@@ -39,6 +39,7 @@ from syncd.remote.client import FilesClient, WorkspaceGuard
 from syncd.remote.expiry import mark_expiring
 from syncd.remote.pacer import Pacer
 from syncd.remote.throttle import WarnOnce
+from syncd.service.flags import Flags
 from syncd.service.manifest import manifest_data, write_manifest
 from syncd.service.progress import PassProgress
 
@@ -100,11 +101,8 @@ class Daemon:
         self.syncer = Syncer(self.ctx)
         missing = 1.0 if self.options.allow_mass_reupload else sync.max_missing_fraction
         self.reconciler = Reconciler(self.ctx, self.gate, missing)
-        self.fatal: BaseException | None = None
-        self.suspended: str | None = None  # why the journal cannot be written, while it can't
+        self.flags = Flags()  # what crosses threads: pauses, the fatal error (service/flags.py)
         self.root_guard = RootGuard(self.root, self.journal, self.options.accept_new_root)
-        self.root_refused: str | None = None  # why all work is paused for the root, while it is
-        self.threads_problem: str | None = None  # a long-lived thread dead or stalled (the loop)
         self.unreadable: dict[str, str] = {}  # folders the last scan could not read -> why
         self.overflow_problem: str | None = None  # `sync`: paths left unseen after an overflow
         self._skip_reasons: dict[str, str] = {}
@@ -113,6 +111,26 @@ class Daemon:
         self._rescan_owed = 0  # dropped marks the running rescan is finding again
         self._reload: Reload | None = None
         self._published: dict[str, str] = {}
+
+    @property
+    def fatal(self) -> BaseException | None:
+        """The first error the daemon cannot go on after, or None."""
+        return self.flags.fatal
+
+    @property
+    def suspended(self) -> str | None:
+        """Why the journal cannot be written, while it cannot."""
+        return self.flags.suspended
+
+    @property
+    def root_refused(self) -> str | None:
+        """Why all work is paused for the root, while it is."""
+        return self.flags.root_refused
+
+    @property
+    def threads_problem(self) -> str | None:
+        """A long-lived thread dead or stalled (the loop's verdict), or None."""
+        return self.flags.threads_problem
 
     def close(self) -> None:
         """Release the connection pool, the metrics server and (once drained) the journal."""
@@ -229,7 +247,7 @@ class Daemon:
         """Pause all work while the root is not the directory first synced (or is gone);
         resume, and rescan, once it is back. Returns the problem, or None."""
         problem = self.root_problem()
-        was, self.root_refused = self.root_refused, problem
+        was = self.flags.refuse_root(problem)
         if problem and problem != was:
             log.error("root refused; all work paused", reason=problem)
         elif was and not problem:
@@ -268,37 +286,44 @@ class Daemon:
 
     def on_fatal(self, exc: BaseException) -> None:
         """An error the daemon cannot continue after."""
-        log.error("fatal", error=str(exc))
-        self.fatal = exc
+        if self.flags.stop_on(exc):
+            log.error("fatal", error=str(exc))
+        else:
+            log.error("fatal, after an earlier fatal error", error=str(exc))
 
     def on_journal_error(self, exc: JournalError) -> None:
         """The journal cannot be written (disk full, read-only): stop taking work, say so."""
-        if self.suspended is None:
+        if self.flags.suspend(str(exc)) is None:
             log.error("journal not writable; pausing until it is", error=str(exc))
-        self.suspended = str(exc)
 
     def working(self) -> bool:
-        """False while paused: the journal cannot be written, or the root is not the directory
-        first synced (checked here too, so workers stop before the loop's next turn)."""
-        return self.suspended is None and self.root_refused is None and not self.root_guard.moved()
+        """False while paused (the journal cannot be written, or the root is not the directory
+        first synced: checked here too, so workers stop before the loop's next turn) and once
+        a fatal error stopped the daemon (no worker takes another path while it shuts down)."""
+        flags = self.flags
+        if flags.fatal is not None or flags.suspended is not None or flags.root_refused:
+            return False
+        return not self.root_guard.moved()
 
     def note_threads(self, problem: str | None) -> None:
         """The loop's verdict on the long-lived threads: None while all live and turn."""
-        if problem and problem != self.threads_problem:
+        if problem and self.flags.note_threads(problem) != problem:
             log.error("thread dead or stalled", reason=problem)
-        self.threads_problem = problem
+        elif problem is None:
+            self.flags.note_threads(None)
 
     def probe_journal(self) -> None:
         """While suspended, try a small write; on success resume and rescan what was missed."""
-        if self.suspended is None:
+        reason = self.flags.suspended
+        if reason is None:
             return
         try:
             self.journal.set_meta("writable_probe", stamp(self.clock()))
         except JournalError:
             return
-        log.info("journal writable again; resuming", was=self.suspended)
-        self.suspended = None
-        self.request_rescan("journal writable again")
+        if self.flags.resume(reason):
+            log.info("journal writable again; resuming", was=reason)
+            self.request_rescan("journal writable again")
 
     def hints(self) -> Hints:
         """Where the watcher sends what it saw."""

@@ -84,7 +84,9 @@ class Janitor:
         return self
 
     def join(self, timeout: float) -> bool:
-        """Wait for the thread to end (after ``stop`` is set); True if it did."""
+        """Wait for the thread to end (after ``stop`` is set); True if it did (or never ran)."""
+        if self._thread.ident is None:
+            return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -219,21 +221,20 @@ def run_loop(
         daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal, daemon.on_journal_error,
         daemon.working,
     )
-    pool.start()
     now = time.monotonic()
     timers = Timers(scan=now + sync.rescan_interval_seconds, watcher_retry=now + WATCHER_RETRY)
-    timers.observer = start_watcher(daemon.root, daemon.hints())
-    janitor = Janitor(daemon, stop, first_reconcile).start()
-    if progress:
-        timers.first_pass = daemon.progress(scanned).start()
-    notifier.ready(status_line(daemon))
-    if on_ready:
-        on_ready()
-    try:
+    janitor = Janitor(daemon, stop, first_reconcile)
+    try:  # from the first thread started, so that whatever fails stops every one of them
+        pool.start()
+        timers.observer = start_watcher(daemon.root, daemon.hints())
+        janitor.start()
+        if progress:
+            timers.first_pass = daemon.progress(scanned).start()
+        notifier.ready(status_line(daemon))
+        if on_ready:
+            on_ready()
         while not stop.wait(TICK) and daemon.fatal is None:
-            _supervise(daemon, notifier, timers, janitor, pool)
-            _tick(daemon, notifier, timers)
-            _retry_watcher(daemon, timers)
+            _supervised_turn(daemon, notifier, timers, janitor, pool)
     finally:
         stop.set()
         notifier.stopping()
@@ -327,6 +328,20 @@ def _retry_watcher(daemon: Daemon, timers: Timers) -> None:
     timers.observer = start_watcher(daemon.root, daemon.hints())
     if timers.observer is not None:
         daemon.request_rescan("watcher started")
+
+
+def _supervised_turn(
+    daemon: Daemon, notifier: Notifier, timers: Timers, janitor: Janitor, pool: WorkerPool
+) -> None:
+    """One turn of the loop. Supervision and the watcher's restart are guarded like the rest
+    of the turn: an error there is logged (a bug, or a foreign error from watchdog), and the
+    next turn tries again, instead of ending the daemon."""
+    try:
+        _supervise(daemon, notifier, timers, janitor, pool)
+        _retry_watcher(daemon, timers)
+    except Exception as exc:
+        timers.failures.failed(exc)
+    _tick(daemon, notifier, timers)
 
 
 def _tick(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:

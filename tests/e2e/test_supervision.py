@@ -584,3 +584,29 @@ def test_a_log_line_to_a_closed_stream_is_dropped_and_the_worker_lives_on() -> N
         test_a_worker_survives_an_error_outside_a_path()
     finally:
         logs.configure("info", "json", sys.stderr)
+
+
+def test_a_failure_after_the_threads_started_stops_every_one_of_them(tmp_path: Path) -> None:
+    """Whatever fails once the workers and the janitor run (here the READY callback) stops
+    them before run_daemon returns: no thread is left writing to a journal about to close."""
+    with bench(tmp_path) as b, b.daemon() as daemon:
+        b.write("a.txt", b"one")
+        before = set(threading.enumerate())
+
+        def ready() -> None:
+            raise RuntimeError("READY could not be sent")
+
+        with pytest.raises(RuntimeError, match="READY could not be sent"):
+            run_daemon(daemon, threading.Event(), on_ready=ready)
+        left = [t.name for t in set(threading.enumerate()) - before
+                if t.name.startswith(("syncd-worker", "syncd-janitor"))]
+        assert ([], True) == (left, daemon.drained)
+
+
+def test_no_path_is_taken_once_a_fatal_error_stopped_the_daemon(tmp_path: Path) -> None:
+    with bench(tmp_path) as b, b.daemon() as daemon:
+        working_before = daemon.working()
+        daemon.on_fatal(RuntimeError("the key was rejected"))
+        daemon.on_fatal(RuntimeError("a second one"))
+        assert (True, False, "the key was rejected") == (
+            working_before, daemon.working(), str(daemon.fatal))

@@ -12,7 +12,7 @@ import pytest
 from syncd.errors import JournalError
 from syncd.journal import Journal
 from syncd.model import Failure, JournalCounts, LocalStat
-from tests.test_journal import open_journal, synced
+from tests.unit.test_journal import open_journal, synced
 
 STAT = LocalStat(10, 1_700_000_000_000_000_000, 42)
 

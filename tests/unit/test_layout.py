@@ -52,7 +52,7 @@ def layer(module: str) -> int:
     for index, prefixes in enumerate(LAYERS):
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return index
-    raise AssertionError(f"{module} has no layer in tests/test_layout.py")
+    raise AssertionError(f"{module} has no layer in tests/unit/test_layout.py")
 
 
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:

@@ -12,9 +12,9 @@ import pytest
 from syncd.engine.reconcile import startup_listing
 from syncd.journal import Journal
 from syncd.service.daemon import Options
+from tests.e2e.test_rebuild import cli
+from tests.e2e.test_sync_versions import Clock, journal_rows, live_files, tree
 from tests.syncenv import API_KEY, Bench, bench
-from tests.test_rebuild import cli
-from tests.test_sync_versions import Clock, journal_rows, live_files, tree
 
 T0 = 1_800_000_000.0
 INTERVAL = 600.0

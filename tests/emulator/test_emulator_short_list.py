@@ -12,7 +12,7 @@ import pytest
 from syncd.emulator.app import EmulatorConfig, RunningEmulator, run_emulator
 from syncd.emulator.faults import FaultDice, Faults
 from tests.conftest import control
-from tests.test_emulator import api_headers
+from tests.emulator.test_emulator import api_headers
 
 pytestmark = pytest.mark.timeout(60)
 

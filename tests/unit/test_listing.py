@@ -12,7 +12,7 @@ from syncd import errors
 from syncd.remote.client import FilesClient, WorkspaceGuard, parse_page
 from syncd.remote.protocol import BETA_VERSION, GA_VERSION
 from tests.conftest import Recorder
-from tests.test_client import FILE, KEY, client_with, scripted
+from tests.unit.test_client import FILE, KEY, client_with, scripted
 
 
 def ga(ids: list[str], next_page: Any) -> httpx.Response:

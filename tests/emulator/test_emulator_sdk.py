@@ -17,7 +17,7 @@ from anthropic.types.beta import BetaFileScope
 
 from syncd.emulator.app import EmulatorConfig, FileScope, RunningEmulator, run_emulator
 from syncd.emulator.faults import Faults
-from tests.test_emulator import FakeClock
+from tests.emulator.test_emulator import FakeClock
 
 pytestmark = pytest.mark.timeout(60)
 

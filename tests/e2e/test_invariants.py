@@ -1,4 +1,4 @@
-"""The eight invariants of DESIGN.md, each proved end to end (emulator over loopback)."""
+"""The invariants of docs/INVARIANTS.md, proved end to end (emulator over loopback)."""
 
 from __future__ import annotations
 

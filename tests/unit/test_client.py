@@ -278,3 +278,17 @@ def test_upload_posts_under_a_base_url_with_a_path(recorder: Recorder, tmp_path:
     expected = ["https://proxy.test/anthropic/v1/files",
                 f"https://proxy.test/anthropic/v1/files/{FILE['id']}"]
     assert expected == [str(r.url) for r in seen]
+
+
+def test_a_success_whose_body_cannot_be_read_may_have_stored_a_copy(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """A 2xx upload answer with an unusable body (here an unsafe id) is refused, and flagged
+    maybe stored: the worker keeps the intent, so reconcile finds the copy (it would otherwise
+    count as foreign forever)."""
+    (tmp_path / "a.txt").write_bytes(b"alpha")
+    handler, seen = scripted(httpx.Response(200, json={**FILE, "id": "../../v1/files"}))
+    client = client_with(handler, recorder)
+    with pytest.raises(errors.BadAnswer) as caught:
+        client.upload(tmp_path / "a.txt", "a.txt", "text/plain")
+    assert (True, 1) == (caught.value.maybe_stored, len(seen))

@@ -19,7 +19,7 @@ from syncd.emulator.faults import Faults
 from syncd.emulator.store import FileStore
 from syncd.remote.names import filename_problem
 from tests.conftest import control
-from tests.test_emulator import BOUNDARY, FakeClock, api_headers, closing, raw_part
+from tests.emulator.test_emulator import BOUNDARY, FakeClock, api_headers, closing, raw_part
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -22,7 +22,7 @@ from syncd.model import Failure, FileRow, Intent, JournalCounts, LocalStat, Sync
 
 ROOT = "/srv/docs"
 URL = "https://api.anthropic.com"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LATIN1 = os.fsdecode(b"caf\xe9.txt")  # not UTF-8: decodes to a lone surrogate
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from bench.__main__ import SCENARIOS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ROW_PREFIX = {"economy": "1 economy:", "pacing": "2 pacing:", "throughput": "3 throughput:",
               "scan": "4 scan:", "memory": "5 memory:", "latency": "6 latency:",
               "watcher": "7 watcher:", "firstsync": "8 first sync:"}

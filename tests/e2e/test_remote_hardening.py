@@ -22,7 +22,7 @@ from syncd.remote.pacer import Pacer
 from syncd.service.daemon import Daemon
 from tests.conftest import Recorder
 from tests.syncenv import API_KEY, bench
-from tests.test_client import FILE, client_with
+from tests.unit.test_client import FILE, client_with
 
 pytestmark = pytest.mark.timeout(120)
 HOSTILE = f"bad key {API_KEY}\x1b[31m\nERROR forged line\u202e" + "x" * 2000

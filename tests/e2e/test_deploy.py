@@ -15,7 +15,7 @@ import pytest
 
 from syncd.config import CREDENTIAL_NAME, SyncSettings
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 README = DEPLOY / "README.md"
 SINGLE = DEPLOY / "syncd.service"

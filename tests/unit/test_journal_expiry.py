@@ -12,7 +12,7 @@ import pytest
 from syncd import journal as journal_module
 from syncd.journal import Journal
 from syncd.remote.expiry import mark_expiring
-from tests.test_journal import ROOT, URL, open_journal, synced
+from tests.unit.test_journal import ROOT, URL, open_journal, synced
 
 
 @pytest.fixture

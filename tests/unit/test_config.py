@@ -20,7 +20,7 @@ from syncd.config import (
 )
 from syncd.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.toml"
 KEY = "sk-ant-api03-secret-0123456789"
 

@@ -20,10 +20,10 @@ from syncd.remote.client import FilesClient, RemoteFile
 from syncd.remote.listing import Listing
 from syncd.remote.pacer import Pacer
 from tests.syncenv import API_KEY, bench
-from tests.test_client import FILE
-from tests.test_journal import open_journal
-from tests.test_journal import synced as synced_copy
-from tests.test_reconcile_plan import LISTED, T0, intent, remote, snap
+from tests.unit.test_client import FILE
+from tests.unit.test_journal import open_journal
+from tests.unit.test_journal import synced as synced_copy
+from tests.unit.test_reconcile_plan import LISTED, T0, intent, remote, snap
 
 
 def expiring(file_id: str, expires: float, name: str = "a.txt") -> RemoteFile:
