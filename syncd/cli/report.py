@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.config import Settings
+from syncd.engine.reconcile import LISTED_META, PAGES_META
 from syncd.errors import ConfigError
 from syncd.journal import Journal, lock_holder
 from syncd.model import read_stamp, rfc3339
@@ -39,6 +40,7 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "foreign_files": int(foreign) if foreign else None,
             "last_scan": _time_or_none(read_stamp(journal.get_meta("last_scan"))),
             "last_reconcile": _time_or_none(read_stamp(journal.get_meta("last_reconcile"))),
+            **_next_full_pass(journal, settings.sync.reconcile_interval_seconds),
             "daemon_pid": lock_holder(path) or None,
             "requests_per_minute": settings.remote.requests_per_minute,
             "api_version": settings.remote.api_version,
@@ -50,6 +52,23 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "ignore_warnings": [w for w in (journal.get_meta("ignore_warnings") or "").split("\n")
                                 if w],
         }
+
+
+def _next_full_pass(journal: Journal, interval: float) -> dict[str, Any]:
+    """When the periodic full listing is next due (at the latest: a restart lists at once when
+    a listing is owed) and its cost in list requests, as the last complete one paged."""
+    last = read_stamp(journal.get_meta(LISTED_META))
+    pages = journal.get_meta(PAGES_META) or ""
+    return {
+        "next_full_pass": _time_or_none(None if last is None else last + interval),
+        "full_pass_requests": int(pages) if pages.isdigit() else None,
+    }
+
+
+def _full_pass_text(data: dict[str, Any]) -> str:
+    when = data["next_full_pass"] or "at the next start (no complete listing yet)"
+    cost = data["full_pass_requests"]
+    return when if cost is None else f"{when}, ~{cost} list request(s)"
 
 
 def _time_or_none(ts: float | None) -> str | None:
@@ -116,6 +135,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         ("foreign files", "unknown until a reconcile" if foreign is None else str(foreign)),
         ("last scan", data["last_scan"] or "never"),
         ("last reconcile", data["last_reconcile"] or "never"),
+        ("next full pass", _full_pass_text(data)),
         ("pacing", f"{data['requests_per_minute']:g} requests/min"),
         ("api", f"{data['api_version']}, workspace {data['workspace_id'] or 'not yet known'}"),
     ]

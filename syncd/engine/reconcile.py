@@ -18,10 +18,15 @@ upload committed while paging is never mistaken for an orphan):
 A listing that never ends (a server handing out fresh cursors forever) is cut off at 10 times
 the pages of the last complete listing plus 100, and fails like any incomplete listing.
 
-Memory: the listing is streamed into a compact :class:`~syncd.remote.listing.Listing` (our known ids
-entered first, File objects kept only for files we did not know), and the snapshot only counts
-the copies the listing shows unexpired (:class:`Shown`): a million files cost about 90 bytes
-each at the peak, not a File object and an :class:`Ours` each.
+At start-up the whole listing is paged only when one is owed (:func:`startup_listing`: no
+complete listing yet, uploads in flight, a refusal, the periodic pass due); otherwise one
+``limit=1`` request proves the key and the workspace, and the periodic pass comes when the last
+one's interval ends.
+
+Memory: the listing is streamed into a compact :class:`~syncd.remote.listing.Listing` (our
+known ids entered first, File objects kept only for files we did not know), and the snapshot
+only counts the copies the listing shows unexpired (:class:`Shown`): a million files cost about
+90 bytes each at the peak, not a File object and an :class:`Ours` each.
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ def run_loop(
     """Mirror until ``stop`` is set; 0 on a clean stop."""
     sync = daemon.settings.sync
     check_root(daemon.root)  # before any request: a missing root stops here
-    notifier.status("starting: listing the workspace")
+    notifier.status("starting: checking the workspace")
     daemon.publish_pauses()  # the last run's pauses are history now
     first_reconcile = _first_reconcile(daemon)
     scanned = _first_scan(daemon)

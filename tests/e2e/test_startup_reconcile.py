@@ -9,8 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from syncd.cli.report import status_data
 from syncd.engine.reconcile import startup_listing
 from syncd.journal import Journal
+from syncd.model import rfc3339
 from syncd.service.daemon import Options
 from tests.e2e.test_rebuild import cli
 from tests.e2e.test_sync_versions import Clock, journal_rows, live_files, tree
@@ -161,3 +163,22 @@ def test_sync_full_reconcile_lists_the_whole_workspace(
         code, _, err = cli(b, capsys, "sync")
         assert (0, {"list": 1}) == (code, b.counts()), err
 
+
+
+def test_status_shows_when_the_next_full_pass_runs_and_its_cost(tmp_path: Path) -> None:
+    """The cost is what the last complete listing paged: 1 page before the uploads, 2 once 150
+    files and 2 foreign ones are listed at 100 a page."""
+    clock = Clock(T0)
+    with bench(tmp_path, clock=clock, page_max=100) as b:
+        b.clock = clock
+        settings = b.settings()
+        b.daemon().close()  # a journal, no listing yet
+        seen = [status_data(settings)]
+        tree(b, 150)
+        assert 0 == b.sync_once(settle_seconds=0)
+        seen.append(status_data(settings))
+        clock.now += 60
+        assert 0 == b.sync_once(Options(full_reconcile=True), settle_seconds=0)
+        seen.append(status_data(settings))
+    expected = [(None, None), (rfc3339(T0 + INTERVAL), 1), (rfc3339(T0 + 60 + INTERVAL), 2)]
+    assert expected == [(d["next_full_pass"], d["full_pass_requests"]) for d in seen]
