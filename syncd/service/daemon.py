@@ -1,9 +1,10 @@
 """The daemon: one folder mirrored to one workspace, and the pieces that do it.
 
-Start-up order matters: the journal is opened (and locked) first, then a reconcile pages the
-listing (which also proves the key works), then a full scan queues what changed while syncd was
-down. :meth:`Daemon.sync_once` runs the workers until the queue is empty and returns;
-:meth:`Daemon.run` hands over to :func:`syncd.service.loop.run_loop` until asked to stop.
+Start-up order matters: the journal is opened (and locked) first, then the start-up reconcile
+proves the key works (one request, or the whole listing when one is owed), then a full scan
+queues what changed while syncd was down. :meth:`Daemon.sync_once` runs the workers until the
+queue is empty and returns; :func:`syncd.service.loop.run_daemon` runs the service loop until
+asked to stop.
 """
 
 from __future__ import annotations
