@@ -48,6 +48,15 @@ def _transport(emulator: RunningEmulator) -> dict[str, Any]:
     return {"base_url": f"{emulator.base_url}/v1", "headers": {"x-api-key": emulator.api_key}}
 
 
+def _same_on_the_wire(body: object) -> bool:
+    """A form field given as a list of at most one item is a "type violation" to schemathesis,
+    but multipart sends it as no part or as one part: the server sees a valid request."""
+    if not isinstance(body, dict):
+        return False
+    value = body.get("expires_in_seconds")
+    return isinstance(value, list) and len(value) <= 1
+
+
 def _validate(case: schemathesis.Case, response: schemathesis.Response,
               transport: dict[str, Any], **kwargs: Any) -> None:
     excluded = []
@@ -59,6 +68,8 @@ def _validate(case: schemathesis.Case, response: schemathesis.Response,
     headers = {k.lower(): v for k, v in (case.headers or {}).items()}
     if (response.status_code == 200 and headers.get("anthropic-version") == "2023-06-01"
             and isinstance(case.body, dict) and _GA_ONLY.get(label) in case.body):
+        excluded.append(negative_data_rejection)
+    if response.status_code == 200 and _same_on_the_wire(case.body):
         excluded.append(negative_data_rejection)
     case.validate_response(response, excluded_checks=excluded, transport_kwargs=transport,
                            **kwargs)
