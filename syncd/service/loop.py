@@ -1,7 +1,8 @@
 """The long-running service loop around a :class:`~syncd.service.daemon.Daemon`.
 
 It owns the lifecycle systemd sees: READY=1 once the journal is open, the key has been proven
-by the start-up listing and the start-up scan is queued; WATCHDOG=1 from this very loop (a
+by the start-up reconcile (one request, or the whole listing when one is owed) and the
+start-up scan is queued; WATCHDOG=1 from this very loop (a
 wedged loop stops pinging and gets restarted); STATUS= whenever the one-line summary changes;
 STOPPING=1 and a bounded drain on SIGTERM. It also rescans on its timer, reloads on SIGHUP and
 keeps the manifest current.
