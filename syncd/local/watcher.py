@@ -252,6 +252,12 @@ def start_watcher(root: Path, hints: Hints) -> BaseObserver | None:
     return observer
 
 
+def watcher_alive(observer: BaseObserver) -> bool:
+    """True while the observer thread and every emitter thread it runs are alive: an emitter
+    killed by an exception leaves the observer running with nothing to dispatch."""
+    return observer.is_alive() and all(emitter.is_alive() for emitter in observer.emitters)
+
+
 def stop_watcher(observer: BaseObserver | None, timeout: float = 5.0) -> None:
     """Stop the observer thread (bounded)."""
     if observer is None:

@@ -36,7 +36,7 @@ from syncd.errors import (
     SyncdError,
 )
 from syncd.local.scan import ScanResult, check_root
-from syncd.local.watcher import start_watcher, stop_watcher
+from syncd.local.watcher import start_watcher, stop_watcher, watcher_alive
 from syncd.model import read_stamp, rfc3339
 from syncd.service.daemon import Daemon
 from syncd.service.notify import Notifier
@@ -310,7 +310,7 @@ def _restart_dead_watcher(daemon: Daemon, timers: Timers) -> None:
     """A watcher thread killed by an exception is started again; a rescan finds what it
     missed meanwhile. (One that the kernel refuses is left to :func:`_retry_watcher`.)"""
     observer = timers.observer
-    if observer is None or observer.is_alive():
+    if observer is None or watcher_alive(observer):
         return
     log.error("watcher died; restarting", root=str(daemon.root))
     stop_watcher(observer, timeout=1.0)  # stops its emitters: their inotify fds are released

@@ -24,6 +24,7 @@ from syncd.local.watcher import (
     overflow_hint,
     start_watcher,
     stop_watcher,
+    watcher_alive,
 )
 from tests.syncenv import bench, wait_until
 
@@ -229,3 +230,18 @@ def test_no_inotify_instance_left_means_scans_only_with_the_fix(
         observer = start_watcher(tmp_path, watch(tmp_path, Counter()))
     reasons = [e.get("reason", "") for e in logs if e["event"] == "watcher unavailable"]
     assert (None, True) == (observer, any("max_user_instances" in r for r in reasons))
+
+
+def test_a_dead_emitter_makes_the_watcher_count_as_dead(tmp_path: Path) -> None:
+    """An emitter thread that ended (killed by an exception) leaves the observer thread running
+    with nothing to dispatch: the loop's supervision must see the watcher as dead."""
+    observer = start_watcher(tmp_path, watch(tmp_path, Counter()))
+    assert observer is not None
+    try:
+        alive_before = watcher_alive(observer)
+        (emitter,) = observer.emitters
+        emitter.stop()
+        emitter.join(10)
+        assert (True, True, False) == (alive_before, observer.is_alive(), watcher_alive(observer))
+    finally:
+        stop_watcher(observer)
