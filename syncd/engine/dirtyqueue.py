@@ -100,6 +100,10 @@ class DirtyQueue:
             self.overflowed, self.first_dropped, self.dropped = False, None, 0
             return dropped
 
+    def defer_for(self, path: str, seconds: float) -> None:
+        """Look at ``path`` again ``seconds`` from now, by this queue's clock."""
+        self.defer(path, self._clock() + seconds)
+
     def defer(self, path: str, at: float) -> None:
         """Look at ``path`` again at unix time ``at`` (a transient failure's backoff)."""
         with self._cond:

@@ -292,20 +292,20 @@ class WorkerPool:
         try:
             self._syncer.process(path)
         except JournalMismatchError as exc:  # another workspace: stop before acting
-            self._queue.defer(path, time.time() + 1)
+            self._queue.defer_for(path, 1)
             self._on_fatal(exc)
         except JournalError as exc:
-            self._queue.defer(path, time.time() + 1)  # lose nothing: look again later
+            self._queue.defer_for(path, 1)  # lose nothing: look again later
             self._on_journal_error(exc)
         except AuthenticationFailed as exc:
-            self._queue.defer(path, time.time() + 1)
+            self._queue.defer_for(path, 1)
             self._on_fatal(exc)
         except (PermanentError, TransientError) as exc:
             log.warning("action failed", path=path, error=str(exc))
-            self._queue.defer(path, time.time() + 30)
+            self._queue.defer_for(path, 30)
         except Exception as exc:  # a bug must not kill the worker or lose the path
             log.exception("unexpected error", path=path, error=repr(exc))
-            self._queue.defer(path, time.time() + 60)
+            self._queue.defer_for(path, 60)
         finally:
             with self._lock:
                 self.busy -= 1

@@ -313,3 +313,29 @@ def test_a_success_with_an_unreadable_answer_keeps_its_intent(env: Env) -> None:
     row = env.journal.get("a.txt")
     assert ("permanent", 1) == (row.failure.kind if row and row.failure else None,
                                 len(env.journal.intents()))
+
+
+def test_a_pool_retry_is_timed_by_the_queues_clock() -> None:
+    """An error that escapes the syncer defers the path 30 s by the queue's own clock (an
+    injected one here), not the wall clock."""
+    now = [1000.0]
+    queue = DirtyQueue(0.0, 0.0, clock=lambda: now[0])
+    seen: list[str] = []
+
+    class Failing:
+        def process(self, path: str) -> None:
+            seen.append(path)
+            raise ServerError("overloaded", status=529)
+
+    pool = WorkerPool(Failing(), queue, 1, lambda exc: None)  # type: ignore[arg-type]
+    queue.mark("a.txt")
+    pool.start()
+    try:
+        wait_until(lambda: seen == ["a.txt"] and queue.depth() == (1, 0), timeout=10,
+                   what="the path processed and deferred")
+    finally:
+        pool.stop(time.monotonic() + 10)
+    now[0] = 1029.9
+    early = queue.get(timeout=0)
+    now[0] = 1030.0
+    assert (None, "a.txt") == (early, queue.get(timeout=0))
