@@ -81,7 +81,7 @@ class Restart:
     requests: dict[str, int]  # what the emulator answered up to READY
 
 
-def _configured(ctx: Context, fixture: SyncedTree, work: Path, emu: Emulator,
+def _configured(fixture: SyncedTree, work: Path, emu: Emulator,
                 listed_at: float | None = None) -> SyncdSetup:
     """A syncd setup over ``fixture``'s root with its journal prefilled."""
     setup = SyncdSetup(work, emu.base_url)
@@ -106,7 +106,7 @@ def _idle(ctx: Context, n: int) -> Idle:
     work = ctx.workdir("memory-idle")
     settle, window = (3.0, 5.0) if ctx.quick else (10.0, 20.0)
     with Emulator(fixture.emulator_data) as emu:
-        setup = _configured(ctx, fixture, work, emu)
+        setup = _configured(fixture, work, emu)
         with Daemon(setup) as daemon:
             ready = daemon.wait_ready(1200)
             core = _idle_core(daemon.proc.pid, settle, window)
@@ -134,7 +134,7 @@ def _restart(ctx: Context, n: int) -> Restart:
     fixture = synced_tree(ctx, n)
     work = ctx.workdir("memory-restart")
     with Emulator(fixture.emulator_data) as emu:
-        setup = _configured(ctx, fixture, work, emu, listed_at=time.time() - 60)
+        setup = _configured(fixture, work, emu, listed_at=time.time() - 60)
         with Daemon(setup) as daemon:
             ready = daemon.wait_ready(1200)
             stats = emu.stats()

@@ -140,19 +140,11 @@ def _escaped(path: str) -> str:
 
 
 def _tokens(path: str) -> list[str]:
-    """The encoded pieces of ``path``: one character or one ``%XX`` escape each."""
-    # Invalid UTF-8 bytes come back as U+DC80..U+DCFF, which is how we spot them.
+    """The encoded pieces of ``path``: one character or one ``%XX`` escape each (what a
+    shortened name may be cut between); ``"".join`` of them is :func:`_escaped`."""
+    # Invalid UTF-8 bytes come back as U+DC80..U+DCFF, which is how _ESCAPES spots them.
     text = os.fsencode(path).decode("utf-8", "surrogateescape")
-    out: list[str] = []
-    for ch in text:
-        code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:
-            out.append(f"%{code - 0xDC00:02X}")
-        elif code < 32 or code == 127 or ch in _ESCAPED_ASCII:
-            out.append(f"%{code:02X}")
-        else:
-            out.append(ch)
-    return out
+    return [_ESCAPES.get(ord(ch), ch) for ch in text]
 
 
 @functools.lru_cache(maxsize=16)

@@ -308,10 +308,9 @@ class Daemon:
 
     def note_threads(self, problem: str | None) -> None:
         """The loop's verdict on the long-lived threads: None while all live and turn."""
-        if problem and self.flags.note_threads(problem) != problem:
+        was = self.flags.note_threads(problem)
+        if problem and problem != was:
             log.error("thread dead or stalled", reason=problem)
-        elif problem is None:
-            self.flags.note_threads(None)
 
     def probe_journal(self) -> None:
         """While suspended, try a small write; on success resume and rescan what was missed."""
