@@ -26,6 +26,16 @@ from syncd.remote.protocol import LIST_LIMIT
 Call = tuple[str, ...]
 
 
+class Clock:
+    """A clock the test moves (``now``), for the fake and the engine alike."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class FakeFiles:
     """The Files API in a dict; thread-safe (workers upload concurrently)."""
 

@@ -20,19 +20,12 @@ from syncd.journal import Journal
 from syncd.local.ignore import IgnoreRules
 from syncd.model import FileRow, LocalStat, Synced, stamp
 from syncd.remote.client import FilesClient
-from tests.fakes import FakeFiles
+from tests.fakes import Clock, FakeFiles
 
 T0 = 1_700_000_000.0
 MTIME = 1_699_990_000 * 10**9
 LISTING = [("iter_files",), ("list_page", "limit=1000")]  # one page, read to its end
 
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -67,7 +60,7 @@ class Env:
 def env(tmp_path: Path) -> Iterator[Env]:
     root = tmp_path / "root"
     root.mkdir()
-    clock = Clock()
+    clock = Clock(T0)
     fake = FakeFiles(clock)
     queue = DirtyQueue(0.0, 0.0, clock=clock)
     gate = DeleteGate(0.5, clock=clock)

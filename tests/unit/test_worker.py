@@ -22,21 +22,12 @@ from syncd.journal import Journal
 from syncd.local.ignore import IgnoreRules
 from syncd.model import Failure, FileRow, Intent, LocalStat, Synced, Tombstone
 from syncd.remote.client import FilesClient
-from tests.fakes import FakeFiles
+from tests.fakes import Clock, FakeFiles
 from tests.syncenv import wait_until
 
 T0 = 1_700_000_000.0
 MTIME = 1_699_990_000 * 10**9  # long before T0: a stat recorded at T0 is never racy
 
-
-class Clock:
-    """A clock the test moves."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -62,7 +53,7 @@ class Env:
 def env(tmp_path: Path) -> Iterator[Env]:
     root = tmp_path / "root"
     root.mkdir()
-    clock = Clock()
+    clock = Clock(T0)
     fake = FakeFiles(clock)
     queue = DirtyQueue(0.0, 0.0, clock=clock)
     gate = DeleteGate(0.5, clock=clock)
