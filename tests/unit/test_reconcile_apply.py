@@ -27,7 +27,6 @@ MTIME = 1_699_990_000 * 10**9
 LISTING = [("iter_files",), ("list_page", "limit=1000")]  # one page, read to its end
 
 
-
 @dataclass
 class Env:
     root: Path

@@ -29,7 +29,6 @@ T0 = 1_700_000_000.0
 MTIME = 1_699_990_000 * 10**9  # long before T0: a stat recorded at T0 is never racy
 
 
-
 @dataclass
 class Env:
     root: Path
