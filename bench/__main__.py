@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import economy, firstsync, latency, memory, pacing, scan, throughput, watcher
+from bench import economy, firstsync, freshness, latency, memory, pacing, scan, throughput, watcher
 from bench.context import Context
 from bench.table import Row, doc_section, machine, render_text, write_doc
 
@@ -31,6 +31,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "latency": latency.run,
     "watcher": watcher.run,
     "firstsync": firstsync.run,
+    "freshness": freshness.run,
 }
 
 

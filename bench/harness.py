@@ -92,12 +92,14 @@ class Emulator:
     """``python -m syncd emulator`` on a free loopback port, with its control endpoints."""
 
     def __init__(self, data_dir: Path, *, rpm: int | None = None,
-                 linger_seconds: float = 2.0) -> None:
+                 linger_seconds: float = 2.0, ratelimit_headers: bool = False) -> None:
         self.data_dir = data_dir
         args = [PY, "-m", "syncd", "emulator", "--port", "0", "--data", str(data_dir),
                 "--api-key", API_KEY, "--linger-seconds", str(linger_seconds)]
         if rpm is not None:
             args += ["--rate-limit-rpm", str(rpm)]
+        if ratelimit_headers:
+            args.append("--ratelimit-headers")
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(data_dir.parent / f"{data_dir.name}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log)
@@ -184,7 +186,7 @@ class SyncdSetup:
 
     work: Path
     base_url: str
-    rpm: float = 1_000_000
+    rpm: float | None = 1_000_000  # None: leave requests_per_minute unset (learned pacing)
     burst: int = 1000
     settle: float = 0.3
     workers: int = 4
@@ -200,8 +202,10 @@ class SyncdSetup:
                 "rescan_interval_seconds": 86400.0, "max_delete_fraction": 1.0,
                 **self.extra_sync}
         lines = [f"root = {_toml(str(self.root))}", "", "[remote]",
-                 f"base_url = {_toml(self.base_url)}", f"requests_per_minute = {self.rpm}",
-                 f"burst = {self.burst}", "", "[sync]"]
+                 f"base_url = {_toml(self.base_url)}", f"burst = {self.burst}"]
+        if self.rpm is not None:
+            lines.append(f"requests_per_minute = {self.rpm}")
+        lines += ["", "[sync]"]
         lines += [f"{k} = {_toml(v)}" for k, v in sync.items()]
         lines += ["", "[state]", f"journal = {_toml(str(self.journal))}", "", "[log]",
                   'format = "json"', 'level = "info"', ""]

@@ -70,7 +70,8 @@ def _in_process(run: Callable[[], object]) -> tuple[float, float]:
 def _scan(root: Path, journal: Journal, rules: IgnoreRules) -> ScanResult:
     """One scan into a real dirty queue, vanished paths marked too (as ``Daemon.scan``)."""
     queue = DirtyQueue(2.0, 60.0)
-    result = scan_tree(root, rules, False, lambda *_: None, journal, queue.mark)
+    result = scan_tree(root, rules, False, lambda *_: None, journal,
+                       lambda path, mtime_ns: queue.mark(path, mtime_ns=mtime_ns))
     for path in result.vanished:
         queue.mark(path, settle=False)
     return result

@@ -8,6 +8,10 @@ comes from ``ANTHROPIC_API_KEY``, else ``[remote] api_key_file``, else the syste
 Values that pass validation must also work: every number is finite and bounded, a number is
 never ``true`` and a flag never ``1`` (the TOML file gives real types; ``SYNCD_*`` strings are
 still parsed), and ``root`` is never ``/`` or a kernel tree (/proc, /sys, /dev).
+
+``[remote] requests_per_minute`` left unset is a ``DefaultRate`` (90): pacing may follow the
+limit the service announces. Any value the user gives, even 90, is a plain float and a cap
+(``syncd.remote.ratelimit`` has the rules).
 """
 
 from __future__ import annotations
@@ -40,7 +44,13 @@ from pydantic_settings import (
 
 from syncd.errors import BadAnswer, ConfigError
 from syncd.remote.names import prefix_problem
-from syncd.remote.protocol import DEFAULT_BASE_URL, GA_VERSION, ApiVersion, valid_id
+from syncd.remote.protocol import (
+    DEFAULT_BASE_URL,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    GA_VERSION,
+    ApiVersion,
+    valid_id,
+)
 
 log = structlog.get_logger("syncd.config")
 CREDENTIAL_NAME = "anthropic_api_key"
@@ -86,7 +96,9 @@ class RemoteSettings(_Section):
     expires_in_days: Int | None = Field(default=None, ge=1, le=90)
     api_key_file: Path | None = None
     name_prefix: str = ""
-    requests_per_minute: Float = Field(default=90, gt=0, le=1_000_000)
+    # Unset, the default is a DefaultRate: syncd may pace to the limit the service announces.
+    # Set (TOML or SYNCD_REMOTE__REQUESTS_PER_MINUTE, even to 90) it is a plain float: a cap.
+    requests_per_minute: Float = Field(default=DEFAULT_REQUESTS_PER_MINUTE, gt=0, le=1_000_000)
     burst: Int = Field(default=5, ge=1, le=10_000)
     max_retries: Int = Field(default=4, ge=0, le=20)
     timeout_seconds: Float = Field(default=60.0, gt=0, le=HOUR)
@@ -123,6 +135,11 @@ class RemoteSettings(_Section):
         return self
 
     @property
+    def requests_per_minute_is_explicit(self) -> bool:
+        """True when the user set ``requests_per_minute``: pacing never goes above it."""
+        return "requests_per_minute" in self.model_fields_set
+
+    @property
     def expires_in_seconds(self) -> int | None:
         """The lifetime uploads ask for, or None (copies never expire)."""
         return None if self.expires_in_days is None else self.expires_in_days * 86400
@@ -141,6 +158,11 @@ class SyncSettings(_Section):
     max_delete_fraction: Float = Field(default=0.5, ge=0, le=1)
     max_missing_fraction: Float = Field(default=0.1, ge=0, le=1)
     shutdown_timeout_seconds: Float = Field(default=20.0, ge=0, le=HOUR)
+    # The queue's lanes (engine/lanes.py): live edits before the backlog, which keeps a share
+    # of the pops (0 would starve it, 1 the live edits); false: one lane, first in first out.
+    lanes: Flag = True
+    backlog_order: Literal["newest", "path"] = "newest"
+    backlog_share: Float = Field(default=0.2, gt=0, lt=1)
 
 
 class StateSettings(_Section):

@@ -34,6 +34,7 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "synced": counts.synced,
             "synced_bytes": counts.synced_bytes,
             "pending": queued + counts.intents + counts.tombstones + counts.retrying,
+            "queue_lanes": _lanes(journal),
             "errors": counts.errors,
             "retrying": counts.retrying,
             "owed_deletions": counts.tombstones,
@@ -52,6 +53,17 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "ignore_warnings": [w for w in (journal.get_meta("ignore_warnings") or "").split("\n")
                                 if w],
         }
+
+
+def _lanes(journal: Journal) -> dict[str, int]:
+    """Paths queued or uploading per lane (live edits, backlog), as the daemon last published
+    them (zeros before it has)."""
+    raw = journal.get_meta("queue_lanes")
+    try:
+        found = json.loads(raw) if raw else {}
+    except ValueError:
+        found = {}
+    return {lane: int(found.get(lane, 0)) for lane in ("live", "backlog")}
 
 
 def _next_full_pass(journal: Journal, interval: float) -> dict[str, Any]:
@@ -131,6 +143,7 @@ def print_status(settings: Settings, as_json: bool = False) -> int:
         ("daemon", f"running (pid {pid})" if pid else "not running"),
         ("synced", f"{data['synced']} files, {_size(data['synced_bytes'])}"),
         ("pending", f"{data['pending']} (queued, uploading, retrying or owed deletions)"),
+        ("queue lanes", "live {live}, backlog {backlog}".format(**data["queue_lanes"])),
         ("errors", str(data["errors"])),
         ("foreign files", "unknown until a reconcile" if foreign is None else str(foreign)),
         ("last scan", data["last_scan"] or "never"),

@@ -18,7 +18,10 @@ workspace) and ``/_emulator/...`` for tests: faults, the workspace, stored files
 sha256, seeding foreign files, request counts and the OpenAPI document.
 
 Every /v1 answer carries ``request-id`` and ``anthropic-workspace-id`` headers, and every
-answer a ``date`` by the emulator's clock. Every /v1 request goes through the same gate, in this
+answer a ``date`` by the emulator's clock. With ``ratelimit_headers`` and a rate limit, /v1
+answers (429s included) also announce it: ``anthropic-ratelimit-requests-limit`` (the
+per-minute rate), ``-remaining`` (whole tokens in the bucket) and ``-reset`` (RFC 3339, when
+the bucket is full again). Every /v1 request goes through the same gate, in this
 order: the edge's 413 on a too-large Content-Length, injected latency, the key,
 ``anthropic-version``, ``anthropic-beta`` (2023-06-01 only), ``anthropic-workspace-id`` (if sent,
 it must be the key's workspace), the rate limiter, injected server errors, and only then the
@@ -34,11 +37,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import math
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -127,7 +132,8 @@ class _ApiHeadersMiddleware:
                 if api:
                     workspace = request_state.get("workspace") or self.state.workspace
                     headers += [(b"request-id", request_id.encode()),
-                                (WORKSPACE_HEADER.encode(), str(workspace).encode())]
+                                (WORKSPACE_HEADER.encode(), str(workspace).encode()),
+                                *request_state.get("ratelimit", ())]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -166,6 +172,8 @@ async def _gate_then(state: EmulatorState, op: str, handler: _Handler,
         await asyncio.sleep(faults.latency_seconds)
     check_headers(request, state.cfg.api_key, state.workspace)
     retry_after = state.dice.rate_limited()
+    if state.cfg.ratelimit_headers:
+        _announce_budget(request, state)
     if retry_after is not None:
         raise ApiError(429, "rate_limit_error", "Rate limited", {"retry-after": str(retry_after)})
     status = state.dice.server_error()
@@ -174,6 +182,19 @@ async def _gate_then(state: EmulatorState, op: str, handler: _Handler,
     if status == 529:
         raise ApiError(529, "overloaded_error", "Overloaded")
     return await handler(request, state)
+
+
+def _announce_budget(request: Request, state: EmulatorState) -> None:
+    """The service's ``anthropic-ratelimit-requests-*`` headers, for the middleware to send."""
+    budget = state.dice.budget()
+    if budget is None:
+        return
+    limit, remaining, full_at = budget
+    reset = datetime.fromtimestamp(math.ceil(full_at), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request.scope.setdefault("state", {})["ratelimit"] = [
+        (b"anthropic-ratelimit-requests-limit", str(limit).encode()),
+        (b"anthropic-ratelimit-requests-remaining", str(remaining).encode()),
+        (b"anthropic-ratelimit-requests-reset", reset.encode())]
 
 
 def _check_content_length(request: Request, max_file_bytes: int) -> None:

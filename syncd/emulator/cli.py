@@ -30,6 +30,9 @@ def add_emulator_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long a deleted file stays in listings (default: %(default)s)")
     add("--rate-limit-rpm", type=int, default=None, help="requests per minute before 429")
     add("--rate-limit-burst", type=int, default=None, help="token bucket size (default rpm/10)")
+    add("--ratelimit-headers", action="store_true",
+        help="announce the rate limit in anthropic-ratelimit-requests-* headers (without it,"
+             " --rate-limit-rpm is a limit the client is not told)")
     add("--error-rate", type=float, default=0.0, help="share of requests answered 500/529")
     add("--latency", type=float, default=0.0, help="seconds added before each answer")
     add("--drop-upload-rate", type=float, default=0.0,
@@ -118,7 +121,7 @@ def _config_from(args: argparse.Namespace) -> EmulatorConfig:
     return EmulatorConfig(data_dir=args.data, api_key=args.api_key,
                           max_file_bytes=args.max_file_bytes, linger_seconds=args.linger_seconds,
                           faults=faults, seed=args.seed, workspace_id=args.workspace_id,
-                          page_max=args.page_max)
+                          page_max=args.page_max, ratelimit_headers=args.ratelimit_headers)
 
 
 def run_emulator_cli(args: argparse.Namespace) -> int:

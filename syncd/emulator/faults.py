@@ -135,6 +135,11 @@ class TokenBucket:
             return None
         return max(1, math.ceil((1.0 - self._tokens) / self._rate))
 
+    def budget(self, now: float) -> tuple[int, float]:
+        """(whole tokens left, seconds until the bucket is full) at ``now``; takes nothing."""
+        tokens = min(self._burst, self._tokens + max(0.0, now - self._last) * self._rate)
+        return int(tokens), (self._burst - tokens) / self._rate
+
 
 class FaultDice:
     """The live fault settings plus the seeded dice and rate limiter that apply them."""
@@ -163,6 +168,15 @@ class FaultDice:
             if self._bucket is None:
                 return None
             return self._bucket.take(self._clock())
+
+    def budget(self) -> tuple[int, int, float] | None:
+        """(limit a minute, requests left, unix time the bucket is full), or None: no limit."""
+        with self._lock:
+            if self._bucket is None or self._faults.rate_limit_rpm is None:
+                return None
+            now = self._clock()
+            remaining, full_in = self._bucket.budget(now)
+            return self._faults.rate_limit_rpm, remaining, now + full_in
 
     def server_error(self) -> int | None:
         """500 or 529 (half each) for a share ``error_rate`` of calls, else None."""

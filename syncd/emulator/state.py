@@ -28,7 +28,9 @@ def workspace_problem(workspace_id: str) -> str | None:
 @dataclass(frozen=True)
 class EmulatorConfig:
     """Everything an emulator instance needs; ``clock`` drives created_at, expiry, lingering
-    and 429s. ``page_max`` caps every page below the documented 1000 (None: no extra cap)."""
+    and 429s. ``page_max`` caps every page below the documented 1000 (None: no extra cap).
+    ``ratelimit_headers`` announces the rate limit (``anthropic-ratelimit-requests-*``) on every
+    /v1 answer; without it a ``rate_limit_rpm`` is enforced unannounced (429 + retry-after)."""
 
     data_dir: Path
     api_key: str = "sk-ant-emulator"
@@ -39,6 +41,7 @@ class EmulatorConfig:
     clock: Callable[[], float] = time.time
     workspace_id: str = DEFAULT_WORKSPACE
     page_max: int | None = None
+    ratelimit_headers: bool = False
 
     def __post_init__(self) -> None:
         problem = workspace_problem(self.workspace_id)

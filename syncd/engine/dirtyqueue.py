@@ -9,25 +9,30 @@ Past ``max_size`` pending paths new marks are dropped and ``overflowed`` is set:
 can find them again. That scan waits until the queue has drained to its low-water mark
 (:meth:`DirtyQueue.rescan_due`), or it would refill the queue, overflow again and rescan forever.
 Meanwhile ``dropped`` counts them: a dropped mark is work pending, and status must say so.
+
+Which ready path goes first is the lanes' business (:mod:`syncd.engine.lanes`): live marks (the
+watcher's) before the backlog (scans, reconcile), newest first within the backlog, with a
+guaranteed share of pops for the backlog.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from syncd.engine.lanes import Entry, Lane, LaneHeaps, LanePolicy
+
 MAX_SIZE = 200_000  # pending paths held at most (tens of MB); read when a daemon builds its queue
 
 
-@dataclass
-class _Entry:
-    first: float  # when the path was first marked since it was last handed out
-    last: float  # when it was last marked
-    not_before: float = 0.0  # retry time
+@dataclass(slots=True)
+class _Hold:
+    """A path a worker (or reconcile) holds: its lane, and its entry if marked meanwhile."""
+
+    lane: Lane
+    again: Entry | None = None
 
 
 class DirtyQueue:
@@ -40,31 +45,49 @@ class DirtyQueue:
         *,
         max_size: int = MAX_SIZE,
         clock: Callable[[], float] = time.time,
+        policy: LanePolicy | None = None,
     ) -> None:
         self.settle = settle
         self.settle_max = max(settle, settle_max)
         self.max_size = max_size
+        self.policy = policy or LanePolicy()
         self._clock = clock
         self._cond = threading.Condition()
-        self._pending: dict[str, _Entry] = {}
-        self._held: dict[str, _Entry | None] = {}  # path -> entry if re-marked while held
-        # (ready time, seq, path); stale keys are fixed lazily when they reach the top.
-        self._heap: list[tuple[float, int, str]] = []
-        self._seq = itertools.count()
+        self._pending: dict[str, Entry] = {}
+        self._held: dict[str, _Hold] = {}
+        self._lanes = LaneHeaps(self.policy, self._ready_at)
+        self._counts = dict.fromkeys(Lane, 0)  # pending paths per lane
         self._stopped = False
         self._wakes = 0  # wake() calls so far: a get() waiting across one returns None
         self.overflowed = False  # set when marks were dropped: the caller must rescan
         self.first_dropped: str | None = None  # the first path dropped since clear_overflow()
         self.dropped = 0  # marks dropped since clear_overflow(): work no count of the queue shows
 
-    def mark(self, path: str, *, settle: bool = True) -> None:
-        """Note that ``path`` may have changed (``settle=False``: no need to wait for quiet)."""
+    def mark(
+        self,
+        path: str,
+        *,
+        settle: bool = True,
+        lane: Lane = Lane.BACKLOG,
+        mtime_ns: int | None = None,
+    ) -> None:
+        """Note that ``path`` may have changed (``settle=False``: no need to wait for quiet).
+
+        ``lane=LIVE`` puts the path in the live lane (promoting it if queued in the backlog, or
+        once released if held); ``BACKLOG`` queues a new path there and leaves a queued or held
+        path in its lane. ``mtime_ns``: the file's mtime as the caller already knows it, for the
+        backlog's newest-first order (no stat here).
+        """
         now = self._clock()
         stamp = now if settle else now - self.settle_max
         with self._cond:
-            if path in self._held:
-                held = self._held[path]
-                self._held[path] = _Entry(stamp, stamp) if held is None else _touch(held, stamp)
+            hold = self._held.get(path)
+            if hold is not None:
+                if lane is Lane.LIVE:
+                    hold.lane = lane
+                again = hold.again
+                hold.again = (Entry(stamp, stamp, mtime_ns=mtime_ns) if again is None
+                              else again.touch(stamp, mtime_ns))
                 return
             entry = self._pending.get(path)
             if entry is None:
@@ -73,13 +96,17 @@ class DirtyQueue:
                         self.overflowed, self.first_dropped = True, path
                     self.dropped += 1
                     return
-                entry = self._pending[path] = _Entry(stamp, stamp)
-                self._push(path, entry)
+                self._queue(path, Entry(stamp, stamp, lane=lane, mtime_ns=mtime_ns))
             else:
                 before = self._ready_at(entry)
-                _touch(entry, stamp)
-                if self._ready_at(entry) < before:
-                    self._push(path, entry)  # settle=False: its heap key is now too late
+                entry.touch(stamp, mtime_ns)
+                promoted = lane is Lane.LIVE and entry.lane is not Lane.LIVE
+                if promoted:
+                    self._counts[entry.lane] -= 1
+                    self._counts[lane] += 1
+                    entry.lane = lane
+                if promoted or self._ready_at(entry) < before:
+                    self._lanes.push(path, entry)  # its filed key is now too late, or its lane
             self._cond.notify()
 
     @property
@@ -107,18 +134,19 @@ class DirtyQueue:
     def defer(self, path: str, at: float) -> None:
         """Look at ``path`` again at unix time ``at`` (a transient failure's backoff)."""
         with self._cond:
-            if path in self._held:
+            hold = self._held.get(path)
+            if hold is not None:
                 # A worker defers the path it holds: keep it with the hold, so it is not handed
-                # to a second worker meanwhile; done() queues it with its retry time.
-                held = self._held[path] or _Entry(at, at)
+                # to a second worker meanwhile; done() queues it (in its lane) at its retry time.
+                held = hold.again = hold.again or Entry(at, at)
                 held.not_before = max(held.not_before, at)
-                self._held[path] = held
                 return
             entry = self._pending.get(path)
             if entry is None:
-                entry = self._pending[path] = _Entry(at, at)
-            entry.not_before = max(entry.not_before, at)
-            self._push(path, entry)
+                self._queue(path, Entry(at, at, not_before=at))
+            else:
+                entry.not_before = max(entry.not_before, at)
+                self._lanes.push(path, entry)
             self._cond.notify()
 
     def pop_ready(self) -> str | None:
@@ -144,10 +172,10 @@ class DirtyQueue:
     def done(self, path: str) -> None:
         """Release a held path; if it was marked meanwhile, it is pending again."""
         with self._cond:
-            again = self._held.pop(path, None)
-            if again is not None:
-                self._pending[path] = again
-                self._push(path, again)
+            hold = self._held.pop(path, None)
+            if hold is not None and hold.again is not None:
+                hold.again.lane = hold.lane  # a retry of a live path stays live
+                self._queue(path, hold.again)
             self._cond.notify_all()  # wake drain() waiters
 
     def sample(self, n: int, now: float) -> list[str]:
@@ -163,7 +191,11 @@ class DirtyQueue:
         with self._cond:
             if path in self._held:
                 return False
-            self._held[path] = None
+            # A queued path goes with the claim (one holder): queued again once released.
+            entry = self._pending.pop(path, None)
+            if entry is not None:
+                self._counts[entry.lane] -= 1
+            self._held[path] = _Hold(entry.lane if entry else Lane.BACKLOG, entry)
             return True
 
     def held(self) -> frozenset[str]:
@@ -175,6 +207,14 @@ class DirtyQueue:
         """(pending, held) counts."""
         with self._cond:
             return len(self._pending), len(self._held)
+
+    def lane_depths(self) -> dict[Lane, int]:
+        """Paths per lane, pending or held (together: both counts of :meth:`depth`)."""
+        with self._cond:
+            depths = dict(self._counts)
+            for hold in self._held.values():
+                depths[hold.lane] += 1
+            return depths
 
     def idle(self, ignore_future: bool = True) -> bool:
         """True when nothing is held and nothing is pending (retries in the future excepted)."""
@@ -198,36 +238,32 @@ class DirtyQueue:
             self._wakes += 1
             self._cond.notify_all()
 
-    def _ready_at(self, entry: _Entry) -> float:
+    def _ready_at(self, entry: Entry) -> float:
         settled = min(entry.last + self.settle, entry.first + self.settle_max)
         return max(entry.not_before, settled)
 
-    def _push(self, path: str, entry: _Entry) -> None:
-        heapq.heappush(self._heap, (self._ready_at(entry), next(self._seq), path))
+    def _queue(self, path: str, entry: Entry) -> Entry:
+        """Make ``entry`` the path's pending entry (replacing any) and file it."""
+        old = self._pending.get(path)
+        if old is not None:
+            self._counts[old.lane] -= 1
+        self._pending[path] = entry
+        self._counts[entry.lane] += 1
+        self._lanes.push(path, entry)
+        return entry
 
     def _pop_ready(self, now: float) -> str | None:
-        while self._heap and self._heap[0][0] <= now:
-            _, _, path = heapq.heappop(self._heap)
-            entry = self._pending.get(path)
-            if entry is None:
-                continue  # handed out or re-queued since this key was pushed
-            ready_at = self._ready_at(entry)
-            if ready_at > now:
-                self._push(path, entry)  # marked again since: its key moved later
-                continue
-            del self._pending[path]
-            self._held[path] = None
-            return path
-        return None
+        path = self._lanes.pop(now, self._pending.get)
+        if path is None:
+            return None
+        entry = self._pending.pop(path)
+        self._counts[entry.lane] -= 1
+        self._held[path] = _Hold(entry.lane)
+        return path
 
     def _next_wait(self, now: float) -> float:
         """Seconds until the earliest pending entry could be ready (capped: clocks may jump)."""
-        if not self._heap:
+        ready = self._lanes.next_ready()
+        if ready is None:
             return 1.0
-        return min(1.0, max(0.005, self._heap[0][0] - now))
-
-
-def _touch(entry: _Entry, stamp: float) -> _Entry:
-    entry.last = max(entry.last, stamp)
-    entry.first = min(entry.first, stamp)
-    return entry
+        return min(1.0, max(0.005, ready - now))

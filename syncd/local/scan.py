@@ -24,6 +24,7 @@ from syncd.model import RACY_WINDOW_NS, FileRow, LocalStat, is_racy
 
 log = structlog.get_logger("syncd.scan")
 Skip = Callable[[str, str], None]
+Mark = Callable[[str, int], None]  # a path that needs a look, with the mtime_ns the walk read
 _Entry = tuple[bytes, str, int, os.stat_result]  # sort key, name, kind, stat (_NO_STAT: none)
 Run = tuple[str, bytes, list[_Entry]]  # "dir/" prefix, its bytes, files in it (in order)
 _FILE, _DIR, _SPECIAL, _DENIED, _OTHER = range(5)
@@ -224,7 +225,7 @@ def needs_look(local: LocalStat, row: FileRow | None) -> bool:
 
 def scan_tree(
     root: Path, rules: IgnoreRules, follow_symlinks: bool, skip: Skip, journal: Journal,
-    mark: Callable[[str], None],
+    mark: Mark,
 ) -> ScanResult:
     """Walk the tree against the journal's rows; mark what needs a look (see :func:`merge`)."""
     found = scan_entries(root, rules, follow_symlinks, skip)
@@ -234,7 +235,7 @@ def scan_tree(
 def merge(
     local: Iterator[Run | Unreadable],
     rows: Iterator[ScanRow],
-    mark: Callable[[str], None],
+    mark: Mark,
 ) -> ScanResult:
     """Merge-join the walk (:func:`scan_entries`) with the journal (:meth:`Journal.scan_rows`),
     both in path-byte order; mark what needs a look (as :func:`needs_look` tells)."""
@@ -264,7 +265,7 @@ def merge(
                     continue
             result.marked += 1
             result.marked_bytes += size
-            mark(prefix + name)
+            mark(prefix + name, info.st_mtime_ns)
     while row is not None:
         vanished.append(row[0])
         row = next(rows, None)

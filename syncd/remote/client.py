@@ -58,6 +58,7 @@ from syncd.remote.protocol import (
     API_VERSIONS,
     BETA_VERSION,
     DEFAULT_BASE_URL,
+    DEFAULT_REQUESTS_PER_MINUTE,
     FILES_BETA,
     GA_VERSION,
     LIST_LIMIT,
@@ -67,6 +68,7 @@ from syncd.remote.protocol import (
     short_repr,
     valid_id,
 )
+from syncd.remote.ratelimit import RateLearner
 from syncd.remote.retry import RetryWait, is_retryable, retry_delay
 
 SKEW_SAMPLES = 15  # `date` readings the clock skew is the median of
@@ -321,7 +323,7 @@ class FilesClient:
         self.api_version = api_version
         self.workspace = workspace or WorkspaceGuard()
         self.expires_in_seconds = expires_in_seconds
-        self.pacer = pacer or Pacer(requests_per_minute=90, burst=1)
+        self.pacer = pacer or Pacer(requests_per_minute=DEFAULT_REQUESTS_PER_MINUTE, burst=1)
         self.max_upload_bytes = max_upload_bytes
         self.max_retries = max_retries
         self._sleep = sleep
@@ -329,6 +331,8 @@ class FilesClient:
         self._observer = observer
         self._on_retry = on_retry
         self.skew = ClockSkew(clock)
+        # Learns the service's limit from every answer (syncd.remote.ratelimit).
+        self.rates = RateLearner(self.pacer, wall=lambda: clock() + self.skew.seconds())
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=_ApiKeyAuth(api_key.strip(), bearer=api_version == GA_VERSION),
@@ -537,6 +541,7 @@ class FilesClient:
             raise error_from_transport(exc) from exc
         self._observe(op, response.status_code, started)
         self.skew.observe(response.headers.get("date"))
+        self.rates.observe(response.status_code, response.headers)
         log.debug(
             "request",
             op=op,

@@ -2,11 +2,14 @@
 
 At about 100 requests a minute, the pacer is the budget: sending a request the service will
 refuse costs a round trip and a retry-after. So every request takes a token first, and a 429 seen
-by any thread holds back all of them until the server's retry-after has passed.
+by any thread holds back all of them until the server's retry-after has passed. The rate itself
+may change while requests flow (:meth:`Pacer.set_rate`, driven by
+:mod:`syncd.remote.ratelimit`): requests already booked ahead are re-spaced at the new rate.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +32,7 @@ class Pacer:
     ) -> None:
         if requests_per_minute <= 0:
             raise ValueError("requests_per_minute must be positive")
+        self.configured = requests_per_minute  # as given (a DefaultRate: the user chose none)
         self.rate = requests_per_minute / 60.0
         self.burst = max(1, burst)
         self._clock = clock
@@ -44,8 +48,31 @@ class Pacer:
 
     @property
     def requests_per_minute(self) -> float:
-        """The configured rate."""
+        """The rate in force: the configured one, or what :meth:`set_rate` last set."""
         return self.rate * 60.0
+
+    @property
+    def clock(self) -> Clock:
+        """The clock the pacer runs on (for those who time things beside it)."""
+        return self._clock
+
+    def set_rate(self, requests_per_minute: float) -> None:
+        """Pace at ``requests_per_minute`` from now on; ``burst`` is unchanged.
+
+        Slots already booked ahead of now (the GCRA debt) are re-spaced at the new interval,
+        so a lower rate slows the queue at once and a higher one does not grant a burst.
+        """
+        if not (requests_per_minute > 0 and math.isfinite(requests_per_minute)):
+            raise ValueError("requests_per_minute must be positive and finite")
+        with self._lock:
+            interval = 60.0 / requests_per_minute
+            # A 429 pause is wall time, not requests: re-space only what lies beyond it.
+            base = max(self._clock(), self._paused_until)
+            booked = max(0.0, self._tat - base) / self._interval
+            self.rate = requests_per_minute / 60.0
+            self._interval = interval
+            self._tolerance = (self.burst - 1) * interval
+            self._tat = base + booked * interval
 
     def acquire(self) -> float:
         """Block until a request may be sent; return the seconds waited."""

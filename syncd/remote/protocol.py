@@ -18,6 +18,17 @@ WORKSPACE_HEADER = "anthropic-workspace-id"
 MAX_UPLOAD_BYTES = 500 * 10**6  # the contract leaves 10^6 vs 2^20 open: take the smaller
 LIST_LIMIT = 1000
 
+
+class DefaultRate(float):
+    """A request rate the user did not choose: syncd may pace above it when the service
+    announces its limit (:mod:`syncd.remote.ratelimit`). A plain float is the user's, a cap."""
+
+    def __repr__(self) -> str:
+        return f"DefaultRate({float(self)!r})"
+
+
+DEFAULT_REQUESTS_PER_MINUTE = DefaultRate(90)  # the beta documented about 100 a minute
+
 # Ids from the server go into URLs: only these characters, never `/` or `..`.
 _ID = re.compile(r"[A-Za-z0-9_-]{1,256}")
 

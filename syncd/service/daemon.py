@@ -23,6 +23,7 @@ from syncd.engine import dirtyqueue
 from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate, delete_owed, flush_tombstones
 from syncd.engine.dirtyqueue import DirtyQueue
+from syncd.engine.lanes import Lane, LanePolicy
 from syncd.engine.quota import QuotaPause
 from syncd.engine.reconcile import Reconciler, plan, snapshot
 from syncd.engine.worker import Syncer, WorkerPool
@@ -90,7 +91,9 @@ class Daemon:
             raise
         sync = settings.sync
         self.queue = DirtyQueue(sync.settle_seconds, sync.settle_max_seconds,
-                                max_size=dirtyqueue.MAX_SIZE, clock=clock)
+                                max_size=dirtyqueue.MAX_SIZE, clock=clock,
+                                policy=LanePolicy(sync.lanes, sync.backlog_order,
+                                                  sync.backlog_share))
         self.gate = DeleteGate(sync.max_delete_fraction, self.options.allow_mass_delete)
         self.warn = WarnOnce()
         self.ctx = SyncContext(
@@ -210,7 +213,7 @@ class Daemon:
         if problem:
             raise SafetyStop(problem)
         self._skip_reasons = {}
-        mark = self.queue.mark if mark_from is None else self._marker_from(mark_from)
+        mark = self._marker_from(mark_from or "")
         result = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped,
                            self.journal, mark)
         for path in [*result.vanished, *self.journal.gone_paths()]:
@@ -227,12 +230,13 @@ class Daemon:
         )
         return result
 
-    def _marker_from(self, first: str) -> Callable[[str], None]:
+    def _marker_from(self, first: str) -> Callable[[str, int], None]:
+        """The scan's marks (backlog, with the mtime it read), from ``first`` on."""
         start = os.fsencode(first)
 
-        def mark(path: str) -> None:
-            if os.fsencode(path) >= start:
-                self.queue.mark(path)
+        def mark(path: str, mtime_ns: int) -> None:
+            if not start or os.fsencode(path) >= start:
+                self.queue.mark(path, mtime_ns=mtime_ns)
 
         return mark
 
@@ -328,11 +332,14 @@ class Daemon:
     def hints(self) -> Hints:
         """Where the watcher sends what it saw."""
 
+        def mark(path: str) -> None:
+            self.queue.mark(path, lane=Lane.LIVE)  # the watcher starts after start-up
+
         def mark_under(rel_dir: str) -> None:
             for row in self.journal.rows_under(rel_dir):
-                self.queue.mark(row.path)
+                mark(row.path)
 
-        return Hints(self.queue.mark, mark_under, self.request_rescan, self.ctx.writes)
+        return Hints(mark, mark_under, self.request_rescan, self.ctx.writes)
 
     def publish_depth(self) -> None:
         """Let `syncd status` (another process) see how much is queued and what is paused."""
@@ -344,6 +351,8 @@ class Daemon:
             log.debug("queue", pending=pending, held=held, deletions=self.gate.pending(),
                       sample=self.queue.sample(3, self.clock()))
         self._publish("queued", queued)
+        lanes = self.queue.lane_depths()
+        self._publish("queue_lanes", json.dumps({str(k): v for k, v in lanes.items()}))
         self.publish_pauses()
 
     def publish_pauses(self) -> None:
@@ -507,7 +516,7 @@ class Daemon:
                       max_missing_fraction=self.reconciler.max_missing_fraction)
         marked: list[str] = []
         scanned = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped,
-                            self.journal, marked.append)
+                            self.journal, lambda path, _mtime_ns: marked.append(path))
         for path in marked:
             print(f"upload  {path}", file=out)
         for path in scanned.vanished:

@@ -61,6 +61,26 @@ def test_status_ls_errors_read_the_journal(tmp_path: Path) -> None:
     assert 1 == errors.returncode and "huge.txt" in errors.stdout
 
 
+def test_status_shows_both_lane_depths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Files a scan found wait in the backlog, one the watcher then reported in the live lane:
+    `syncd status` (text and JSON) shows both depths, beside the unchanged pending count."""
+    from syncd.cli.report import print_status, status_data
+
+    with bench(tmp_path) as b:
+        for name in ["a.txt", "b.txt", "c.txt"]:
+            b.write(name, b"x")
+        with b.daemon() as daemon:
+            daemon.scan()
+            daemon.hints().mark("c.txt")
+            daemon.publish_depth()
+            data = status_data(daemon.settings)
+            capsys.readouterr()
+            print_status(daemon.settings)
+            text = capsys.readouterr().out
+    assert ({"live": 1, "backlog": 2}, 3) == (data["queue_lanes"], data["pending"])
+    assert "queue lanes     live 1, backlog 2\n" in text, text
+
+
 def test_status_without_a_journal_says_so(tmp_path: Path) -> None:
     """status on a config whose journal does not exist yet: one line, exit 2."""
     config = tmp_path / "c.toml"
@@ -77,10 +97,13 @@ def test_status_without_a_journal_says_so(tmp_path: Path) -> None:
         ('root = "/tmp"\n[sync]\nworkers = "many"\n', "[sync] workers"),
         ("[sync]\nworkers = 2\n", "root"),
         ("root = \n", "not valid TOML"),
+        ('root = "/tmp"\n[sync]\nbacklog_order = "oldest"\n', "[sync] backlog_order"),
+        ('root = "/tmp"\n[sync]\nbacklog_share = 1.5\n', "[sync] backlog_share"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(tmp_path: Path, toml: str, needle: str) -> None:
-    """Unknown keys, wrong types, a missing root and bad TOML: one clear line, exit 2."""
+    """Unknown keys, wrong types, values out of range, a missing root and bad TOML: one clear
+    line, exit 2."""
     config = tmp_path / "c.toml"
     config.write_text(toml)
     result = run_cli("sync", "--config", str(config))

@@ -283,3 +283,49 @@ def test_expiry_needs_the_ga_version(tmp_path: Path) -> None:
         load_settings(path)
     ok = load_settings(None, root=tmp_path, remote={"expires_in_days": 90})
     assert 90 * 86400 == ok.remote.expires_in_seconds
+
+
+@pytest.mark.parametrize(("line", "key"), [
+    ('backlog_order = "oldest"', "[sync] backlog_order"),
+    ("backlog_order = 1", "[sync] backlog_order"),
+    ("backlog_share = 0", "[sync] backlog_share"),
+    ("backlog_share = 1", "[sync] backlog_share"),
+    ("backlog_share = -0.1", "[sync] backlog_share"),
+    ("backlog_share = true", "[sync] backlog_share"),
+    ("lanes = 1", "[sync] lanes"),
+])
+def test_lane_settings_out_of_range_are_one_line_naming_the_key(
+    tmp_path: Path, line: str, key: str
+) -> None:
+    """A backlog order that is not "newest" or "path", a share outside (0, 1), a lanes flag
+    that is not true/false: refused in one line naming the key and the file."""
+    path = write_config(tmp_path, f'root = "/srv"\n[sync]\n{line}\n')
+    message = config_error(path)
+    expected = (True, True, False)
+    assert expected == (key in message, str(path) in message, "\n" in message)
+
+
+def test_lane_settings_default_to_newest_first_with_a_fifth_for_the_backlog() -> None:
+    """Lanes on, newest first, 20% for the backlog unless configured."""
+    sync = load_settings(None, root=Path("/srv")).sync
+    expected = (True, "newest", 0.2)
+    assert expected == (sync.lanes, sync.backlog_order, sync.backlog_share)
+
+
+@pytest.mark.parametrize(("toml", "env", "explicit"), [
+    ("", None, False),
+    ("[remote]\nburst = 3\n", None, False),
+    ("[remote]\nrequests_per_minute = 90\n", None, True),  # the default's value, but chosen
+    ("", "120", True),
+])
+def test_requests_per_minute_set_by_the_user_is_a_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, env: str | None, explicit: bool
+) -> None:
+    """Only a rate the user set (TOML or SYNCD_*) is explicit; the default is a DefaultRate."""
+    from syncd.remote.protocol import DefaultRate
+
+    if env is not None:
+        monkeypatch.setenv("SYNCD_REMOTE__REQUESTS_PER_MINUTE", env)
+    remote = load_settings(write_config(tmp_path, f'root = "/srv/docs"\n{toml}')).remote
+    default = isinstance(remote.requests_per_minute, DefaultRate)
+    assert (explicit, not explicit) == (remote.requests_per_minute_is_explicit, default)

@@ -70,3 +70,42 @@ def test_threads_never_exceed_the_rate() -> None:
         if j - i + 1 > 2 + (grants[j] - grants[i]) * 2 + 1e-9
     ]
     assert (len(grants), over) == (100, [])
+
+
+def test_set_rate_changes_the_spacing(recorder: Recorder) -> None:
+    """From 60/min to 120/min: the next waits are half a second, not one."""
+    pacer = Pacer(60, burst=1, clock=recorder.clock, sleep=recorder.sleep)
+    pacer.acquire()
+    pacer.set_rate(120)
+    waits = [pacer.acquire() for _ in range(3)]
+    assert (120.0, [0.5, 0.5, 0.5]) == (pacer.requests_per_minute, waits)
+
+
+def test_set_rate_respaces_requests_booked_ahead(recorder: Recorder) -> None:
+    """Four slots booked at once at 60/min (burst 4) end at 4 s; at 30/min they end at 8 s,
+    so with the 3-slot tolerance (now 6 s) the fifth waits 2 s instead of 1."""
+    pacer = Pacer(60, burst=4, clock=recorder.clock, sleep=recorder.sleep)
+    for _ in range(4):
+        pacer.acquire()
+    pacer.set_rate(30)
+    assert 2.0 == pacer.acquire()
+
+
+def test_set_rate_keeps_a_429_pause(recorder: Recorder) -> None:
+    """A pause in force when the rate changes still holds everyone back for its full length."""
+    pacer = Pacer(600, burst=1, clock=recorder.clock, sleep=recorder.sleep)
+    pacer.pause_for(5.0)
+    pacer.set_rate(6000)
+    assert (5.0, 5.0) == (pacer.paused_for(), pacer.acquire())
+
+
+def test_set_rate_refuses_nonsense(recorder: Recorder) -> None:
+    """Zero, negative, infinite and NaN rates are refused; the rate in force is unchanged."""
+    pacer = Pacer(600, burst=1, clock=recorder.clock, sleep=recorder.sleep)
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        try:
+            pacer.set_rate(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"set_rate({bad}) was accepted")
+    assert 600.0 == pacer.requests_per_minute

@@ -13,6 +13,7 @@ from syncd.errors import SafetyStop
 from syncd.journal import Journal
 from syncd.local.ignore import IgnoreRules
 from syncd.local.scan import (
+    Mark,
     Run,
     ScanResult,
     Unreadable,
@@ -66,6 +67,11 @@ def scan(root: Path, follow: bool = False, skip: Skips | None = None) -> list[st
 
 def stat_of(path: Path) -> LocalStat:
     return LocalStat.from_stat(os.stat(path))
+
+
+def mark_into(marked: list[str]) -> Mark:
+    """A scan's mark callback that keeps the paths (and drops the mtime it passes)."""
+    return lambda path, _mtime_ns: marked.append(path)
 
 
 def synced_for(path: Path, name: str, synced_at: float | None = None) -> Synced:
@@ -246,10 +252,22 @@ def test_merge_marks_only_what_may_have_changed(root: Path, journal: Journal) ->
     racy_copy = synced_for(racy, "racy", synced_at=stat_of(racy).mtime_ns / 1e9 + 0.5)
     journal.commit_upload("racy.txt", racy_copy, None)
     marked: list[str] = []
-    result = scan_tree(root, IgnoreRules.load(root), False, Skips(), journal, marked.append)
+    result = scan_tree(root, IgnoreRules.load(root), False, Skips(), journal, mark_into(marked))
     expected = (["changed.txt", "failed.txt", "new.txt", "racy.txt"],
                 ScanResult(files=5, bytes=4 + 7 + 4 + 6 + 3, marked=4, marked_bytes=7 + 6 + 3 + 4))
     assert expected == (marked, result)
+
+
+def test_scan_marks_pass_the_mtime_the_walk_read(root: Path, journal: Journal) -> None:
+    """Each mark carries the file's mtime_ns from the walk's stat (the backlog's newest-first
+    order needs no stat of its own)."""
+    write(root, "a.txt")
+    os.utime(root / "a.txt", ns=(1_600_000_000 * 10**9, 1_600_000_000_123_456_789))
+    marked: list[tuple[str, int]] = []
+    scan_tree(root, IgnoreRules.load(root), False, Skips(), journal,
+              lambda path, mtime_ns: marked.append((path, mtime_ns)))
+    expected = [("a.txt", 1_600_000_000_123_456_789)]
+    assert expected == marked
 
 
 def test_merge_reports_vanished_rows(root: Path, journal: Journal) -> None:
@@ -258,7 +276,7 @@ def test_merge_reports_vanished_rows(root: Path, journal: Journal) -> None:
     for rel in ["a.txt", "m.txt", "sub/z.txt", "zz.txt"]:
         journal.commit_upload(rel, synced_for(keep, rel), None)
     marked: list[str] = []
-    result = scan_tree(root, IgnoreRules.load(root), False, Skips(), journal, marked.append)
+    result = scan_tree(root, IgnoreRules.load(root), False, Skips(), journal, mark_into(marked))
     expected = ([], ["a.txt", "sub/z.txt", "zz.txt"])
     assert expected == (marked, result.vanished)
 
@@ -269,7 +287,7 @@ def test_merge_does_not_vanish_rows_under_an_unreadable_dir(root: Path, journal:
     for rel in ["sub/a.txt", "sub/deep/b.txt", "sub2/c.txt", "sub-d.txt"]:
         journal.commit_upload(rel, synced_for(keep, rel), None)
     local: list[Run | Unreadable] = [Unreadable("sub")]
-    result = merge(iter(local), journal.scan_rows(RACY_WINDOW_NS), lambda _: None)
+    result = merge(iter(local), journal.scan_rows(RACY_WINDOW_NS), lambda *_: None)
     expected = (["sub-d.txt", "sub2/c.txt"], ["sub"])
     assert expected == (result.vanished, result.unreadable)
 
@@ -281,7 +299,7 @@ def test_merge_with_unreadable_root_vanishes_nothing(root: Path, journal: Journa
     local: list[Run | Unreadable] = [Unreadable("")]
     expected: list[str] = []
     assert expected == merge(iter(local), journal.scan_rows(RACY_WINDOW_NS),
-                             lambda _: None).vanished
+                             lambda *_: None).vanished
 
 
 def test_merge_matches_non_utf8_paths(root: Path, journal: Journal) -> None:
@@ -290,7 +308,7 @@ def test_merge_matches_non_utf8_paths(root: Path, journal: Journal) -> None:
     write(root, "b.txt", b"b")
     journal.commit_upload(LATIN1, synced_for(path, "latin"), None)
     marked: list[str] = []
-    result = scan_tree(root, IgnoreRules.load(root), False, Skips(), journal, marked.append)
+    result = scan_tree(root, IgnoreRules.load(root), False, Skips(), journal, mark_into(marked))
     expected = (["b.txt"], [])
     assert expected == (marked, result.vanished)
 
@@ -346,7 +364,7 @@ def test_scan_marks_what_needs_look_marks(root: Path, journal: Journal) -> None:
                                        if isinstance(i, tuple))
                 if needs_look(local, journal.get(rel))]
     marked: list[str] = []
-    scan_tree(root, rules, False, Skips(), journal, marked.append)
+    scan_tree(root, rules, False, Skips(), journal, mark_into(marked))
     assert expected == marked
     assert 0 < len(marked) < 300
 
