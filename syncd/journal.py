@@ -450,8 +450,13 @@ class Journal:
         return self._transaction("BEGIN IMMEDIATE")
 
     def _select(self, sql: str, *params: object) -> list[Any]:
-        with self._read() as conn:
-            return conn.execute(sql, params).fetchall()
+        """One statement's rows. No BEGIN/COMMIT around it: a single statement already reads
+        one snapshot, and the two round trips cost more than the SELECT on the upload path."""
+        with self._mutex:
+            try:
+                return self._live().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise _error(self.path, exc) from exc
 
     # -- rows ------------------------------------------------------------------------------
 

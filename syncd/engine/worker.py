@@ -33,7 +33,7 @@ from syncd.errors import (
     TransientError,
 )
 from syncd.local.contenttype import HEAD_BYTES, content_type
-from syncd.local.fs import FileSource, hash_unchanged
+from syncd.local.fs import FileSource
 from syncd.local.scan import local_stat
 from syncd.model import Failure, FileRow, LocalStat, Synced
 from syncd.remote.names import encode_name
@@ -51,10 +51,13 @@ class Syncer:
 
     def process(self, path: str) -> None:
         """Bring the remote copy of ``path`` in line with the local file."""
+        with FileSource(self.ctx.root, path, self.ctx.follow_symlinks) as source:
+            self._process(path, source)
+
+    def _process(self, path: str, source: FileSource) -> None:
         ctx = self.ctx
         try:
-            local = None if ctx.rules.ignored(path) else local_stat(ctx.root, path,
-                                                                   ctx.follow_symlinks)
+            local = None if ctx.rules.ignored(path) else source.look()
         except LocalFileError as exc:
             self._fail(path, None, ctx.journal.get(path), exc, transient=True)
             return
@@ -62,7 +65,7 @@ class Syncer:
         decision = decide(local, row, ctx.clock())
         action = decision.action
         if action is Action.VERIFY and local is not None and row is not None:
-            action = self._verify(path, local, row)
+            action = self._verify(path, local, row, source)
         if self._held_open(path, action):
             return
         if action is Action.WAIT:
@@ -73,7 +76,7 @@ class Syncer:
             ctx.gate.request(path)
         elif action is Action.UPLOAD and local is not None:
             ctx.gate.cancel(path)
-            self._upload(path, local, row)
+            self._upload(path, local, row, source)
 
     def _held_open(self, path: str, action: Action) -> bool:
         """Defer a changed file the watcher saw opened for writing and not yet closed (a stalled
@@ -91,11 +94,10 @@ class Syncer:
             self.ctx.queue.defer(path, hold)
         return hold is not None
 
-    def _verify(self, path: str, local: LocalStat, row: FileRow) -> Action:
+    def _verify(self, path: str, local: LocalStat, row: FileRow, source: FileSource) -> Action:
         """Hash a file whose stat moved but size did not: a touch costs no request."""
-        ctx = self.ctx
         try:
-            sha = hash_unchanged(ctx.root, path, local, ctx.follow_symlinks)
+            sha = source.hash_unchanged(local)
         except LocalFileError:
             sha = None
         if sha is None:  # changed since the look, gone or unreadable: the upload finds out which
@@ -106,16 +108,17 @@ class Syncer:
             log.debug("touched", path=path)
         return action
 
-    def _upload(self, path: str, local: LocalStat, row: FileRow | None) -> None:
+    def _upload(
+        self, path: str, local: LocalStat, row: FileRow | None, source: FileSource
+    ) -> None:
         ctx = self.ctx
         retry_at = ctx.quota.blocked_until()
         if retry_at is not None:  # the storage quota is full: wait for the probe's verdict
             ctx.queue.defer(path, retry_at)
             return
         try:
-            # The file opened to sniff its type is the one the first attempt sends.
-            with FileSource(ctx.root, path, ctx.follow_symlinks) as source:
-                self._upload_now(path, local, row, source)
+            # The file looked at is the one sniffed, and the one the first attempt sends.
+            self._upload_now(path, local, row, source)
         finally:
             ctx.quota.settled()
 

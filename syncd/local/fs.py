@@ -52,6 +52,12 @@ def open_file(root: Path, rel: str, follow: bool) -> BinaryIO | None:
     (unless ``follow`` and the opened file is inside root). Raises LocalFileError when the
     answer is unknown (permission denied, an I/O error).
     """
+    opened = open_regular(root, rel, follow)
+    return None if opened is None else opened[0]
+
+
+def open_regular(root: Path, rel: str, follow: bool) -> tuple[BinaryIO, LocalStat] | None:
+    """:func:`open_file`, and the stat of the file it opened (from the fd)."""
     names = _names(rel)
     if names is None:
         return None
@@ -65,10 +71,15 @@ def open_file(root: Path, rel: str, follow: bool) -> BinaryIO | None:
 
 
 class FileSource:
-    """An :data:`Opener` for one upload of ``rel``: the file the sniff opened is the one the
-    first attempt sends (one walk under root instead of two), and every later attempt opens
-    the path again, as :func:`opener` does. Use it as a context manager: leaving it closes a
-    file no attempt took."""
+    """One path's file for the worker that holds it: looked at, hashed and uploaded through ONE
+    open, so a file costs one walk under root instead of three.
+
+    :meth:`look` opens the file and takes its stat from the fd (a file that cannot be opened,
+    for want of read permission, is stat'ed instead, so its failure is recorded against its
+    stat). Hashing and the first upload attempt use that fd; every later attempt opens the path
+    again, as :func:`open_file` does. Use it as a context manager: leaving it closes a file no
+    attempt took.
+    """
 
     def __init__(self, root: Path, rel: str, follow: bool) -> None:
         self._root = root
@@ -76,22 +87,40 @@ class FileSource:
         self._follow = follow
         self._kept: BinaryIO | None = None
 
-    def head(self, size: int) -> bytes:
-        """Up to ``size`` first bytes; empty when the file cannot be read (sniffing only)."""
+    def look(self) -> LocalStat | None:
+        """The stat of the eligible regular file at the path (None: none); raises
+        LocalFileError when even its stat is unknown."""
         self.close()
         try:
-            handle = open_file(self._root, self._rel, self._follow)
+            opened = open_regular(self._root, self._rel, self._follow)
         except LocalFileError:
-            return b""
-        if handle is None:
+            info = stat_under(self._root, self._rel, self._follow)  # unreadable: a stat will do
+            return None if info is None else LocalStat.from_stat(info)
+        if opened is None:
+            return None
+        self._kept, stat = opened
+        return stat
+
+    def hash_unchanged(self, stat: LocalStat) -> str | None:
+        """:func:`hash_unchanged` on the looked-at file when there is one."""
+        if self._kept is None:
+            return hash_unchanged(self._root, self._rel, stat, self._follow)
+        return _hash_if_unchanged(self._kept, self._rel, stat)
+
+    def head(self, size: int) -> bytes:
+        """Up to ``size`` first bytes; empty when the file cannot be read (sniffing only)."""
+        if self._kept is None:
+            try:
+                self._kept = open_file(self._root, self._rel, self._follow)
+            except LocalFileError:
+                return b""
+        if self._kept is None:
             return b""
         try:
-            head = os.pread(handle.fileno(), size, 0)  # the offset stays where an upload starts
+            return os.pread(self._kept.fileno(), size, 0)  # the offset stays where it was
         except OSError:
-            handle.close()
+            self.close()
             return b""
-        self._kept = handle
-        return head
 
     def __call__(self) -> BinaryIO:
         handle, self._kept = self._kept, None
@@ -105,7 +134,7 @@ class FileSource:
         return handle
 
     def close(self) -> None:
-        """Close the sniffed file if no attempt took it."""
+        """Close the kept file if no attempt took it."""
         handle, self._kept = self._kept, None
         if handle is not None:
             handle.close()
@@ -120,12 +149,12 @@ class FileSource:
 def open_path(path: Path) -> BinaryIO:
     """A caller's own file by plain path (no root to stay under): non-blocking, regular only."""
     try:
-        handle = _regular(os.open(path, _FILE))
+        opened = _regular(os.open(path, _FILE))
     except OSError as exc:
         raise LocalFileError(f"cannot read {path}: {exc.strerror}") from None
-    if handle is None:
+    if opened is None:
         raise LocalFileError(f"cannot read {path}: not a regular file")
-    return handle
+    return opened[0]
 
 
 def stat_under(root: Path, rel: str, follow: bool) -> os.stat_result | None:
@@ -170,13 +199,17 @@ def hash_unchanged(root: Path, rel: str, stat: LocalStat, follow: bool) -> str |
     if handle is None:
         return None
     with handle:
-        try:
-            if fstat(handle) != stat:
-                return None
-            sha = hash_handle(handle)
-            return sha if fstat(handle) == stat else None
-        except OSError as exc:
-            raise LocalFileError(f"cannot read {rel}: {exc.strerror}") from None
+        return _hash_if_unchanged(handle, rel, stat)
+
+
+def _hash_if_unchanged(handle: BinaryIO, rel: str, stat: LocalStat) -> str | None:
+    try:
+        if fstat(handle) != stat:
+            return None
+        sha = hash_handle(handle)
+        return sha if fstat(handle) == stat else None
+    except OSError as exc:
+        raise LocalFileError(f"cannot read {rel}: {exc.strerror}") from None
 
 
 def _names(rel: str) -> list[str] | None:
@@ -246,14 +279,18 @@ def _inside(top: int, fd: int) -> bool:
     return where.startswith(root.rstrip(b"/") + b"/")
 
 
-def _regular(fd: int) -> BinaryIO | None:
-    """``fd`` as a blocking binary file if fstat says it is a regular file; else closed, None."""
+def _regular(fd: int) -> tuple[BinaryIO, LocalStat] | None:
+    """``fd`` as a blocking binary file and its stat, if fstat says it is a regular file; else
+    closed, None. Unbuffered: every reader here reads large chunks or with pread, and a
+    buffered file costs three more system calls to open."""
     try:
-        if not st.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not st.S_ISREG(info.st_mode):
             os.close(fd)
             return None
+        stat = LocalStat.from_stat(info)
         os.set_blocking(fd, True)  # O_NONBLOCK only guarded the open against a FIFO
-        return os.fdopen(fd, "rb")
+        return open(fd, "rb", buffering=0), stat  # the file owns fd from here
     except BaseException:
         os.close(fd)
         raise

@@ -82,6 +82,35 @@ def test_unknown_fields_are_ignored(recorder: Recorder) -> None:
     assert (remote.id, remote.size_bytes, remote.created_at.microsecond) == (FILE["id"], 5, 100435)
 
 
+def test_cookies_the_server_sets_are_never_kept_or_sent(recorder: Recorder) -> None:
+    """A Set-Cookie answer (a proxy's, the service's) leaves no state: the next request
+    carries no Cookie header."""
+    handler, seen = scripted(
+        httpx.Response(200, json=FILE, headers={"set-cookie": "session=abc; Path=/"}),
+        httpx.Response(200, json=FILE),
+    )
+    client = client_with(handler, recorder)
+    client.get(FILE["id"])
+    client.get(FILE["id"])
+    assert [r.headers.get("cookie") for r in seen] == [None, None]
+
+
+def test_multipart_body_of_a_small_file_is_one_chunk(recorder: Recorder, tmp_path: Path) -> None:
+    """Head, content and tail of a small file go to the socket as one write; the body is the
+    exact multipart form (the server parses it back to the file's bytes)."""
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"hello")
+    chunks: list[list[bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        chunks.append(list(request.stream))  # type: ignore[arg-type]
+        return httpx.Response(200, json=FILE)
+
+    client_with(handler, recorder).upload(path, "a.txt", "text/plain")
+    (body,) = chunks[0]
+    assert (len(chunks[0]), body.count(b"\r\n\r\nhello\r\n--")) == (1, 1)
+
+
 def test_retry_after_is_honoured_with_recorded_sleeps(recorder: Recorder) -> None:
     """A 429 with retry-after: 3 waits exactly 3 s (recorded, not slept) and then succeeds."""
     handler, seen = scripted(
