@@ -12,12 +12,9 @@ the edits wait behind the whole backlog (one run: each takes minutes).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +28,6 @@ from bench.harness import (
     percentile,
     prefill_emulator,
     prefill_journal,
-    stop_process,
     wait_until,
 )
 from bench.table import Row
@@ -72,35 +68,6 @@ def _stored_at(record: dict[str, object]) -> float:
     return datetime.fromisoformat(str(record["created_at"]).replace("Z", "+00:00")).timestamp()
 
 
-@contextlib.contextmanager
-def _notify_drained(daemon: Daemon) -> Iterator[None]:
-    """Keep reading the daemon's sd_notify socket after READY, until it has exited. The harness
-    stops reading at READY; a STATUS= that changes at every tick (the backlog's count) then
-    fills the socket within ~10 datagrams and blocks syncd's loop, and SIGTERM waits for a
-    SIGKILL. (systemd always reads.)"""
-    sock = daemon._sock  # the harness keeps it; it reads it only until READY
-    sock.settimeout(0.2)
-    done = threading.Event()
-
-    def drain() -> None:
-        while not done.is_set():
-            try:
-                sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        yield
-    finally:
-        stop_process(daemon.proc, 30)
-        done.set()
-        reader.join(5)
-
-
 def _synced_file(root: Path) -> tuple[str, os.stat_result, bytes]:
     """The one file already synced (an hour old, so never racy)."""
     data = b"version 1\n" * 20
@@ -123,8 +90,7 @@ def _one_run(work: Path, src: Path, plan: Plan, sync: dict[str, object]) -> Outc
         subprocess.run(["cp", "-al", f"{src}/.", str(setup.root)], check=True)
         with Daemon(setup) as daemon:
             daemon.wait_ready(120)
-            with _notify_drained(daemon):
-                return _edit_and_measure(emu, setup.root, plan)
+            return _edit_and_measure(emu, setup.root, plan)
 
 
 def _edit_and_measure(emu: Emulator, root: Path, plan: Plan) -> Outcome:

@@ -240,7 +240,11 @@ def _toml(value: Any) -> str:
 
 
 class Daemon:
-    """``syncd run`` with a NOTIFY_SOCKET this bench listens on (for READY=1)."""
+    """``syncd run`` with a NOTIFY_SOCKET this bench listens on for as long as it runs.
+
+    A thread reads every notification (READY=1, the last STATUS=), as systemd does: an unread
+    socket fills within ~10 datagrams, and a daemon whose notifications block would never
+    answer SIGTERM."""
 
     def __init__(self, setup: SyncdSetup) -> None:
         self.setup = setup
@@ -248,6 +252,7 @@ class Daemon:
         self._sock_path = Path(tempfile.gettempdir()) / f"syncd-bench-{secrets.token_hex(6)}.sock"
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._sock.bind(str(self._sock_path))
+        self._sock.settimeout(0.2)  # how often the reader looks at its stop event
         env = setup.env()
         env["NOTIFY_SOCKET"] = str(self._sock_path)
         self.log_path = setup.work / "daemon.log"
@@ -258,21 +263,36 @@ class Daemon:
             env=env, stdout=subprocess.DEVNULL, stderr=self._log,
         )
         self.ready_after: float | None = None
+        self.status = ""  # the last STATUS= the daemon sent
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read_notifications, daemon=True,
+                                        name="bench-notify")
+        self._reader.start()
 
-    def wait_ready(self, timeout: float = 300.0) -> float:
-        """Block until READY=1; return seconds from launch."""
-        deadline = time.monotonic() + timeout
-        while self.ready_after is None:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.proc.poll() is not None:
-                raise RuntimeError(f"syncd run did not become ready (see {self.log_path})")
-            self._sock.settimeout(min(left, 1.0))
+    def _read_notifications(self) -> None:
+        """Until close(): every datagram read; READY=1 timed, the last STATUS= kept."""
+        while not self._stop.is_set():
             try:
                 message = self._sock.recv(4096)
             except TimeoutError:
                 continue
-            if b"READY=1" in message.split(b"\n"):
-                self.ready_after = time.perf_counter() - self.started
+            except OSError:
+                return
+            for line in message.decode(errors="replace").split("\n"):
+                if line == "READY=1" and self.ready_after is None:
+                    self.ready_after = time.perf_counter() - self.started
+                    self._ready.set()
+                elif line.startswith("STATUS="):
+                    self.status = line.removeprefix("STATUS=")
+
+    def wait_ready(self, timeout: float = 300.0) -> float:
+        """Block until READY=1; return seconds from launch."""
+        deadline = time.monotonic() + timeout
+        while not self._ready.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"syncd run did not become ready (see {self.log_path})")
+        assert self.ready_after is not None  # set before the event
         return self.ready_after
 
     def peak_kib(self) -> int:
@@ -297,8 +317,10 @@ class Daemon:
         return out
 
     def close(self) -> int:
-        """SIGTERM and wait; the exit code."""
+        """SIGTERM and wait (still reading notifications), then stop reading; the exit code."""
         code = stop_process(self.proc)
+        self._stop.set()
+        self._reader.join(5)
         self._log.close()
         self._sock.close()
         self._sock_path.unlink(missing_ok=True)

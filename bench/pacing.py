@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import threading
 import time
 
 from bench.context import Context
@@ -63,7 +62,6 @@ def _learned(ctx: Context) -> list[Row]:
             cases.append((name, emu, stack.enter_context(Daemon(setup))))
         for _name, _emu, daemon in cases:
             daemon.wait_ready(timeout=120)
-            _drain_notify(daemon)
         time.sleep(warmup)
         for _name, emu, _daemon in cases:
             emu.reset_stats()
@@ -75,25 +73,6 @@ def _learned(ctx: Context) -> list[Row]:
     ctx.cleanup("learned")
     return [_learned_row(name, headers, *counts[name], window)
             for name, headers, _rpm in LEARN_CASES]
-
-
-def _drain_notify(daemon: Daemon) -> None:
-    """Keep reading the daemon's sd_notify socket after READY (the harness stops there): an
-    unread socket fills within ~10 datagrams, blocks syncd's loop, and SIGTERM then waits for
-    SIGKILL. The reader ends when ``Daemon.close`` closes the socket."""
-    sock = daemon._sock
-    sock.settimeout(0.5)
-
-    def drain() -> None:
-        while True:
-            try:
-                sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    threading.Thread(target=drain, daemon=True, name="bench-notify-drain").start()
 
 
 def _learned_row(name: str, headers: bool, sent: int, limited: int, window: float) -> Row:

@@ -123,6 +123,14 @@ class JournalCounts:
     tombstones: int
     reuploads: int = 0  # copies missing, expired or due for renewal, not yet replaced
 
+    def pending(self, queued: int) -> int:
+        """Work not yet done, counted one way by every report (STATUS=, `syncd status`):
+        ``queued`` is what the mirror holds (paths queued or held by a worker, so their retries
+        and uploads in flight; deletions waiting for the gate; marks an overflowing queue
+        dropped), plus the copies owed a deletion. Retrying rows and open intents are not added
+        again: their paths are in the queue."""
+        return queued + self.tombstones
+
 
 # A row's remote copy as reconcile reads it (Journal.iter_copies):
 # (path, file_id, synced_at, expires_at, gone: marked for upload again).

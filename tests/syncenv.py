@@ -13,13 +13,14 @@ from typing import Any
 
 from syncd.config import Settings, load_settings
 from syncd.emulator.app import EmulatorConfig, RunningEmulator, run_emulator
+from syncd.engine import oneshot
+from syncd.engine.mirror import Mirror, Options
 from syncd.local.ignore import IgnoreRules
 from syncd.local.scan import walk
 from syncd.remote.client import FilesClient
 from syncd.remote.names import decode_name
 from syncd.remote.pacer import Pacer
 from syncd.remote.protocol import GA_VERSION
-from syncd.service.daemon import Daemon, Options
 from syncd.service.loop import run_daemon
 
 API_KEY = "sk-ant-bench-key-0123456789abcdef"
@@ -81,18 +82,18 @@ class Bench:
 
     clock: Callable[[], float] = staticmethod(time.time)  # type: ignore[assignment]
 
-    def daemon(self, options: Options | None = None, **sync: Any) -> Daemon:
-        return Daemon(
+    def daemon(self, options: Options | None = None, **sync: Any) -> Mirror:
+        return Mirror(
             self.settings(**sync), options or Options(), client=self.client(**self.client_options),
             clock=self.clock,
         )
 
     def sync_once(self, options: Options | None = None, **sync: Any) -> int:
         with self.daemon(options, **sync) as daemon:
-            return daemon.sync_once()
+            return oneshot.sync_once(daemon)
 
     @contextmanager
-    def running(self, **sync: Any) -> Iterator[Daemon]:
+    def running(self, **sync: Any) -> Iterator[Mirror]:
         """The daemon's run loop in a thread (with its real inotify watcher)."""
         daemon = self.daemon(**sync)
         try:
@@ -169,7 +170,7 @@ def listdir_bytes(root: Path) -> list[bytes]:
 
 
 @contextmanager
-def run_in_thread(daemon: Daemon, timeout: float) -> Iterator[None]:
+def run_in_thread(daemon: Mirror, timeout: float) -> Iterator[None]:
     """``daemon``'s run loop in a thread (real watcher) until READY, stopped on exit; the loop
     must end with exit code 0."""
     stop, ready = threading.Event(), threading.Event()

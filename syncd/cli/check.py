@@ -57,7 +57,7 @@ def _existing_parent(path: Path) -> Path:
 
 def check_online(settings: Settings) -> Check:
     """One list call: the key works, the service answers, and which workspace it is."""
-    from syncd.service.daemon import make_client
+    from syncd.engine.wiring import make_client
 
     known = _journal_workspace(settings)
     try:

@@ -12,10 +12,11 @@ from pathlib import Path
 from syncd import logs
 from syncd.config import load_settings
 from syncd.emulator.app import EmulatorConfig, run_emulator
+from syncd.engine import oneshot
+from syncd.engine.mirror import Mirror
 from syncd.journal import Journal
 from syncd.remote.client import FilesClient
 from syncd.remote.pacer import Pacer
-from syncd.service.daemon import Daemon
 from syncd.service.signals import run_until_signal
 
 DEMO_KEY = "sk-ant-demo-emulator-key"
@@ -70,8 +71,8 @@ def run_demo(folder: Path | None, once: bool) -> int:
                 sync={"settle_seconds": 0.3, "reconcile_interval_seconds": 30},
             )
             client = FilesClient(DEMO_KEY, emu.base_url, pacer=Pacer(600, burst=20))
-            with Daemon(settings, client=client) as daemon:
-                code = daemon.sync_once()
+            with Mirror(settings, client=client) as daemon:
+                code = oneshot.sync_once(daemon)
                 print_table(daemon.journal)
                 if once:
                     return code

@@ -18,8 +18,9 @@ from syncd import __version__, logs
 from syncd.cli.report import print_errors, print_ls, print_status
 from syncd.config import Settings, load_settings, resolve_api_key
 from syncd.emulator.cli import add_emulator_arguments, run_emulator_cli
+from syncd.engine import oneshot
+from syncd.engine.mirror import Mirror, Options
 from syncd.errors import AuthenticationFailed, ConfigError, JournalError, SafetyStop, SyncdError
-from syncd.service.daemon import Daemon, Options
 from syncd.service.signals import run_until_signal
 
 log = structlog.get_logger("syncd")
@@ -138,10 +139,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
                       allow_mass_reupload=args.allow_mass_reupload,
                       accept_new_root=args.accept_new_root,
                       full_reconcile=args.full_reconcile)
-    with Daemon(settings, options) as daemon:
+    with Mirror(settings, options) as daemon:
         if args.dry_run:
-            return daemon.dry_run(sys.stdout)
-        code = daemon.sync_once()
+            return oneshot.dry_run(daemon, sys.stdout)
+        code = oneshot.sync_once(daemon)
         problems = daemon.problems()
     for problem in problems:
         print(f"syncd: {problem}", file=sys.stderr)
@@ -153,7 +154,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """``syncd run``: until SIGTERM or SIGINT."""
     settings = _settings(args)
-    with Daemon(settings) as daemon:
+    with Mirror(settings) as daemon:
         return run_until_signal(daemon, reload=lambda: _settings(args))
 
 

@@ -25,6 +25,7 @@ from typing import TextIO
 import structlog
 
 from syncd.config import Settings
+from syncd.engine.wiring import bind_workspace, make_client
 from syncd.errors import JournalError, JournalLockedError, LocalFileError
 from syncd.journal import NOT_A_JOURNAL, SIDE_FILES, Journal, lock_holder
 from syncd.local.fs import hash_unchanged
@@ -35,7 +36,6 @@ from syncd.model import LocalStat, Synced
 from syncd.remote.client import FilesClient, RemoteFile
 from syncd.remote.names import decode_name, encode_name
 from syncd.remote.protocol import LIST_LIMIT
-from syncd.service.daemon import bind_workspace, make_client
 
 log = structlog.get_logger("syncd.rebuild")
 SHOW_IDS = 10

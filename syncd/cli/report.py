@@ -33,7 +33,7 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "journal": str(path),
             "synced": counts.synced,
             "synced_bytes": counts.synced_bytes,
-            "pending": queued + counts.intents + counts.tombstones + counts.retrying,
+            "pending": counts.pending(queued),
             "queue_lanes": _lanes(journal),
             "errors": counts.errors,
             "retrying": counts.retrying,
@@ -87,7 +87,7 @@ def _time_or_none(ts: float | None) -> str | None:
     return None if ts is None else rfc3339(ts)
 
 
-# Every pause the daemon publishes (Daemon.publish_pauses, the reconciler), in display order.
+# Every pause the daemon publishes (Mirror.publish_pauses, the reconciler), in display order.
 PAUSE_KEYS = (
     "root_refused", "uploads_paused", "deletions_refused", "reconcile_refused", "threads_dead",
 )

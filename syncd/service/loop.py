@@ -1,4 +1,4 @@
-"""The long-running service loop around a :class:`~syncd.service.daemon.Daemon`.
+"""The long-running service loop around a :class:`~syncd.engine.mirror.Mirror`.
 
 It owns the lifecycle systemd sees: READY=1 once the journal is open, the key has been proven
 by the start-up reconcile (one request, or the whole listing when one is owed) and the
@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import structlog
 from watchdog.observers.api import BaseObserver
 
+from syncd.engine.mirror import Mirror
+from syncd.engine.progress import PassProgress
 from syncd.engine.worker import WorkerPool
 from syncd.errors import (
     AuthenticationFailed,
@@ -38,9 +40,7 @@ from syncd.errors import (
 from syncd.local.scan import ScanResult, check_root
 from syncd.local.watcher import start_watcher, stop_watcher, watcher_alive
 from syncd.model import read_stamp, rfc3339
-from syncd.service.daemon import Daemon
 from syncd.service.notify import Notifier
-from syncd.service.progress import PassProgress
 
 log = structlog.get_logger("syncd.loop")
 TICK = 0.5
@@ -71,7 +71,7 @@ class FailureLog:
 class Janitor:
     """A thread paying deletions and reconciling on a timer; its heartbeat shows it is alive."""
 
-    def __init__(self, daemon: Daemon, stop: threading.Event, first_reconcile: float) -> None:
+    def __init__(self, daemon: Mirror, stop: threading.Event, first_reconcile: float) -> None:
         self._daemon = daemon
         self._stop = stop
         self._first_reconcile = first_reconcile  # seconds until the first full pass is due
@@ -145,7 +145,7 @@ class Timers:
     failures: FailureLog = field(default_factory=lambda: FailureLog("loop turn failed"))
 
 
-def status_line(daemon: Daemon) -> str:
+def status_line(daemon: Mirror) -> str:
     """One line for `systemctl status`: synced, pending, errors, every pause and its reason,
     last reconcile."""
     try:
@@ -154,7 +154,7 @@ def status_line(daemon: Daemon) -> str:
     except JournalError:
         return ", ".join(["journal not readable", *_pause_labels(daemon)])
     dropped = daemon.unqueued()  # found but not queued: pending until a rescan queues them
-    pending = sum(daemon.queue.depth()) + daemon.gate.pending() + counts.tombstones + dropped
+    pending = counts.pending(daemon.queued())
     parts = [f"{counts.synced} synced", f"{pending} pending", f"{counts.errors} errors"]
     if dropped:
         parts.append(f"queue overflowed ({dropped} more to rescan)")
@@ -165,7 +165,7 @@ def status_line(daemon: Daemon) -> str:
     return ", ".join(parts) + last
 
 
-def _pause_labels(daemon: Daemon) -> list[str]:
+def _pause_labels(daemon: Mirror) -> list[str]:
     """Each pause in capitals with its reason (the first clause of it: STATUS= is one line)."""
     labels = []
     if daemon.suspended:
@@ -188,7 +188,7 @@ def _clause(reason: str) -> str:
 
 
 def run_daemon(
-    daemon: Daemon,
+    daemon: Mirror,
     stop: threading.Event,
     on_ready: Callable[[], None] | None = None,
     notifier: Notifier | None = None,
@@ -205,7 +205,7 @@ def run_daemon(
 
 
 def run_loop(
-    daemon: Daemon,
+    daemon: Mirror,
     stop: threading.Event,
     notifier: Notifier,
     on_ready: Callable[[], None] | None = None,
@@ -252,7 +252,7 @@ def run_loop(
     return 1 if daemon.threads_problem else 0
 
 
-def _first_reconcile(daemon: Daemon) -> float:
+def _first_reconcile(daemon: Mirror) -> float:
     """The start-up reconcile (a full pass only when one is owed); return the seconds until the
     janitor's first full pass: soon if this one failed in a way worth retrying.
 
@@ -274,7 +274,7 @@ def _first_reconcile(daemon: Daemon) -> float:
         return min(interval, RECONCILE_RETRY)
 
 
-def _first_scan(daemon: Daemon) -> ScanResult:
+def _first_scan(daemon: Mirror) -> ScanResult:
     """The start-up scan; a root gone since the check above is refused like a rescan, not
     fatal (it may be back in a moment): the loop scans again soon."""
     try:
@@ -286,7 +286,7 @@ def _first_scan(daemon: Daemon) -> ScanResult:
 
 
 def _supervise(
-    daemon: Daemon, notifier: Notifier, timers: Timers, janitor: Janitor, pool: WorkerPool
+    daemon: Mirror, notifier: Notifier, timers: Timers, janitor: Janitor, pool: WorkerPool
 ) -> None:
     """Restart a dead watcher; vouch for the process to the watchdog only while every other
     long-lived thread lives (and the janitor turns), else say which one does not."""
@@ -306,7 +306,7 @@ def _supervise(
         notifier.ping()
 
 
-def _restart_dead_watcher(daemon: Daemon, timers: Timers) -> None:
+def _restart_dead_watcher(daemon: Mirror, timers: Timers) -> None:
     """A watcher thread killed by an exception is started again; a rescan finds what it
     missed meanwhile. (One that the kernel refuses is left to :func:`_retry_watcher`.)"""
     observer = timers.observer
@@ -319,7 +319,7 @@ def _restart_dead_watcher(daemon: Daemon, timers: Timers) -> None:
     daemon.request_rescan("the watcher died and was restarted")
 
 
-def _retry_watcher(daemon: Daemon, timers: Timers) -> None:
+def _retry_watcher(daemon: Mirror, timers: Timers) -> None:
     """Without a watcher (inotify limit, root missing at start) try again every minute, and
     rescan once it runs: events may have been missed meanwhile."""
     now = time.monotonic()
@@ -332,7 +332,7 @@ def _retry_watcher(daemon: Daemon, timers: Timers) -> None:
 
 
 def _supervised_turn(
-    daemon: Daemon, notifier: Notifier, timers: Timers, janitor: Janitor, pool: WorkerPool
+    daemon: Mirror, notifier: Notifier, timers: Timers, janitor: Janitor, pool: WorkerPool
 ) -> None:
     """One turn of the loop. Supervision and the watcher's restart are guarded like the rest
     of the turn: an error there is logged (a bug, or a foreign error from watchdog), and the
@@ -345,7 +345,7 @@ def _supervised_turn(
     _tick(daemon, notifier, timers)
 
 
-def _tick(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
+def _tick(daemon: Mirror, notifier: Notifier, timers: Timers) -> None:
     """One turn of the loop: pauses are checked, every job checks whether it is due, and the
     state is published (journal meta for `syncd status`, STATUS= for systemd)."""
     try:
@@ -362,7 +362,7 @@ def _tick(daemon: Daemon, notifier: Notifier, timers: Timers) -> None:
     notifier.status(status_line(daemon))
 
 
-def _due_jobs(daemon: Daemon, timers: Timers) -> None:
+def _due_jobs(daemon: Mirror, timers: Timers) -> None:
     sync = daemon.settings.sync
     daemon.apply_pending_reload()
     if daemon.wants_rescan() or time.monotonic() >= timers.scan:
@@ -376,7 +376,7 @@ def _due_jobs(daemon: Daemon, timers: Timers) -> None:
         _write_manifest(daemon, timers)
 
 
-def _write_manifest(daemon: Daemon, timers: Timers, force: bool = False) -> None:
+def _write_manifest(daemon: Mirror, timers: Timers, force: bool = False) -> None:
     """Rewrite the manifest after changes, once the queue has settled."""
     version = daemon.metrics.changes
     if version == timers.manifest_written and not force:

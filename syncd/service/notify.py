@@ -2,6 +2,8 @@
 
 Without ``NOTIFY_SOCKET`` (not started by systemd with Type=notify) every call is a no-op.
 The watchdog is pinged from the daemon's own loop, so a wedged loop gets the service restarted.
+Sending never blocks that loop: when the socket is full (systemd slow to read) the message is
+dropped and counted.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ import os
 import socket
 import time
 from collections.abc import Callable
+
+import structlog
+
+log = structlog.get_logger("syncd.notify")
 
 
 class Notifier:
@@ -33,6 +39,7 @@ class Notifier:
         self._last_ping = float("-inf")
         self._last_status = ""
         self._sock: socket.socket | None = None
+        self.dropped = 0  # messages dropped because the socket was full
 
     @property
     def enabled(self) -> bool:
@@ -40,13 +47,20 @@ class Notifier:
         return bool(self._address)
 
     def send(self, message: str) -> None:
-        """Send one notification; errors are ignored (systemd may be gone during shutdown)."""
+        """Send one notification without blocking; a full socket drops it, and other errors
+        are ignored (systemd may be gone during shutdown)."""
         if not self._address:
             return
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # A blocking send to a full socket would stall the loop that pings the watchdog.
+                self._sock.setblocking(False)
             self._sock.sendto(message.encode(), self._address)
+        except BlockingIOError:
+            self.dropped += 1
+            if self.dropped == 1:  # one line, not one a tick while systemd lags
+                log.debug("notify socket full: dropping notifications", message=message)
         except OSError:
             pass
 

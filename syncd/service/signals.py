@@ -9,7 +9,7 @@ from collections.abc import Callable
 import structlog
 
 from syncd.config import Settings
-from syncd.service.daemon import Daemon
+from syncd.engine.mirror import Mirror
 from syncd.service.loop import run_daemon
 from syncd.service.notify import Notifier
 
@@ -17,7 +17,7 @@ log = structlog.get_logger("syncd.cli")
 
 
 def run_until_signal(
-    daemon: Daemon,
+    daemon: Mirror,
     on_ready: Callable[[], None] | None = None,
     reload: Callable[[], Settings] | None = None,
 ) -> int:
@@ -34,5 +34,5 @@ def run_until_signal(
     return run_daemon(daemon, stop, on_ready=on_ready, notifier=Notifier())
 
 
-def _same(daemon: Daemon) -> Callable[[], Settings]:
+def _same(daemon: Mirror) -> Callable[[], Settings]:
     return lambda: daemon.settings

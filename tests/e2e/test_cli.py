@@ -13,6 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from syncd.cli.main import main
+from syncd.engine import oneshot
 from syncd.local import watcher
 from tests.syncenv import API_KEY, Bench, bench, wait_until
 
@@ -179,12 +180,12 @@ def test_journal_inside_root_is_not_uploaded(tmp_path: Path) -> None:
         b.write(".syncd/journal.db.broken-20261124T000000.000000Z", b"old journal")
         settings = b.settings()
         from syncd.config import load_settings
-        from syncd.service.daemon import Daemon
+        from syncd.engine.mirror import Mirror
 
         inside = load_settings(None, **{**settings.model_dump(), "state": {
             "journal": b.root / ".syncd" / "journal.db"}})
-        with Daemon(inside, client=b.client()) as daemon:
-            assert 0 == daemon.sync_once()
+        with Mirror(inside, client=b.client()) as daemon:
+            assert 0 == oneshot.sync_once(daemon)
         assert ["a.txt"] == sorted(b.remote())
 
 

@@ -21,11 +21,11 @@ from syncd import logs
 from syncd.cli.main import main
 from syncd.cli.rebuild import _rules, rebuild
 from syncd.config import Settings, load_settings, resolve_api_key
+from syncd.engine.manifest import write_manifest
+from syncd.engine.mirror import Mirror
 from syncd.errors import ConfigError, JournalError
 from syncd.journal import Journal
 from syncd.remote.client import FilesClient
-from syncd.service.daemon import Daemon
-from syncd.service.manifest import write_manifest
 
 KEY = "sk-ant-api03-secret-0123456789"
 SECOND = "second-line-XYZ"
@@ -380,7 +380,7 @@ def test_journal_named_data_hides_only_its_own_files(tmp_path: Path) -> None:
     settings = load_settings(None, root=root, state={"journal": root / "data"},
                              remote={"base_url": "http://127.0.0.1:9"})
     client = FilesClient(KEY, "http://127.0.0.1:9")
-    with Daemon(settings, client=client) as daemon:
+    with Mirror(settings, client=client) as daemon:
         daemon_rules = daemon.ctx.rules
     rebuild_rules = _rules(settings, root)
     expected = {**dict.fromkeys(OWN, True), **dict.fromkeys(USER, False)}
@@ -406,7 +406,7 @@ def test_manifest_temp_file_is_ignored(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(os, "replace", recording_replace)
     write_manifest(manifest, {"version": 1})
     monkeypatch.setattr(os, "replace", real_replace)
-    with Daemon(settings, client=FilesClient(KEY, "http://127.0.0.1:9")) as daemon:
+    with Mirror(settings, client=FilesClient(KEY, "http://127.0.0.1:9")) as daemon:
         rules = daemon.ctx.rules
     expected = {temps[0]: True, "out/manifest.json": True, "out/other.json": False}
     assert expected == {p: rules.ignored(p) for p in expected}

@@ -17,8 +17,8 @@ from structlog.testing import capture_logs
 from syncd.cli.main import main
 from syncd.cli.report import status_data
 from syncd.emulator.faults import Faults
-from syncd.engine import dirtyqueue
-from syncd.service.daemon import Daemon, Options
+from syncd.engine import dirtyqueue, oneshot
+from syncd.engine.mirror import Mirror, Options
 from syncd.service.loop import status_line
 from tests.syncenv import API_KEY, Bench, bench, run_in_thread, wait_until
 
@@ -40,7 +40,7 @@ def nested_tree(b: Bench, n: int = FILES) -> list[str]:
     return paths
 
 
-def capped(b: Bench, cap: int = CAP, options: Options | None = None) -> Daemon:
+def capped(b: Bench, cap: int = CAP, options: Options | None = None) -> Mirror:
     daemon = b.daemon(options)
     daemon.queue.max_size = cap
     return daemon
@@ -54,7 +54,7 @@ def test_sync_of_more_files_than_the_queue_holds_uploads_each_once_and_exits_0(
         nested_tree(b)
         b.emu.reset_stats()
         with capped(b) as daemon:
-            code = daemon.sync_once()
+            code = oneshot.sync_once(daemon)
             problems = daemon.problems()
         assert (0, [], FILES) == (code, problems, b.counts()["upload"])
         b.assert_converged()
@@ -103,7 +103,7 @@ def test_sync_that_cannot_get_past_its_cap_exits_1_and_says_why(tmp_path: Path) 
                 b.emu.set_faults(Faults(error_rate=1.0))
 
             daemon.reconciler.run = list_then_fail  # type: ignore[method-assign]
-            code = daemon.sync_once()
+            code = oneshot.sync_once(daemon)
             problems = daemon.problems()
     assert 1 == code
     assert any(p.startswith("queue overflowed") for p in problems), problems
@@ -129,7 +129,7 @@ def test_status_is_not_pending_0_while_dropped_marks_wait_for_a_rescan(tmp_path:
     assert data["pending"] > 0
 
 
-def run_loop(daemon: Daemon) -> contextlib.AbstractContextManager[None]:
+def run_loop(daemon: Mirror) -> contextlib.AbstractContextManager[None]:
     """The daemon's run loop in a thread (real watcher), stopped on exit."""
     return run_in_thread(daemon, 60)
 

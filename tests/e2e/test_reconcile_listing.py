@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syncd.engine import oneshot
 from syncd.engine.reconcile import Ours, Plan, Shown, Snapshot, plan, snapshot
 from syncd.errors import IncompleteListing
 from syncd.journal import Journal
@@ -167,7 +168,7 @@ def test_an_incomplete_listing_aborts_before_any_action(tmp_path: Path) -> None:
     with bench(tmp_path) as b:
         b.write("a.txt", b"alpha")
         with b.daemon() as daemon:
-            assert 0 == daemon.sync_once()
+            assert 0 == oneshot.sync_once(daemon)
             journal: Journal = daemon.journal
             before = (list(journal.iter_rows()), journal.intents(), journal.tombstones())
             requests: list[str] = []

@@ -14,12 +14,13 @@ import pytest
 
 from syncd import logs
 from syncd.emulator.faults import Faults
+from syncd.engine import oneshot
 from syncd.engine.deletes import delete_owed
+from syncd.engine.mirror import Mirror
 from syncd.errors import IncompleteListing
 from syncd.journal import Journal
 from syncd.remote.client import FilesClient
 from syncd.remote.pacer import Pacer
-from syncd.service.daemon import Daemon
 from tests.conftest import Recorder
 from tests.syncenv import API_KEY, bench
 from tests.unit.test_client import FILE, client_with
@@ -63,8 +64,8 @@ def test_upload_error_text_is_stored_redacted_escaped_and_capped(tmp_path: Path)
     with bench(tmp_path) as b:
         b.write("a.txt", b"alpha")
         client = client_with(handler, Recorder())
-        with Daemon(b.settings(), client=client) as daemon:
-            assert 1 == daemon.sync_once()
+        with Mirror(b.settings(), client=client) as daemon:
+            assert 1 == oneshot.sync_once(daemon)
             [row] = daemon.journal.errors()
     assert row.failure is not None
     assert_clean(row.failure.message)
@@ -93,7 +94,7 @@ def test_upload_committed_between_snapshot_and_apply_survives(tmp_path: Path) ->
     with bench(tmp_path) as b:
         b.write("a.txt", b"alpha")
         with b.daemon() as daemon:
-            assert 0 == daemon.sync_once()
+            assert 0 == oneshot.sync_once(daemon)
             old = daemon.journal.get("a.txt")
             assert old is not None and old.synced is not None
             os.utime(b.write("a.txt", b"alpha, edited meanwhile"), (NOW, NOW))  # settled
@@ -112,7 +113,7 @@ def test_upload_committed_between_snapshot_and_apply_survives(tmp_path: Path) ->
             expected = ([old.synced.file_id], True, None)
             assert expected == ([m.file_id for m in result.missing],
                                 row.synced.file_id != old.synced.file_id, row.gone)
-            assert 0 == daemon.sync_once()
+            assert 0 == oneshot.sync_once(daemon)
         b.assert_converged()
 
 
@@ -198,7 +199,7 @@ def test_reconcile_caps_a_listing_at_ten_times_the_last_complete_one(tmp_path: P
     with bench(tmp_path) as b:
         b.write("a.txt", b"alpha")
         with b.daemon() as daemon:
-            assert 0 == daemon.sync_once()  # one complete page
+            assert 0 == oneshot.sync_once(daemon)  # one complete page
             before = daemon.journal.get("a.txt")
             hostile = FilesClient(API_KEY, "https://files.test", sleep=lambda s: None,
                                   pacer=Pacer(60000, burst=100),
@@ -219,11 +220,11 @@ def test_a_slow_wipe_is_refused_by_one_daemon_across_passes(tmp_path: Path) -> N
         for i in range(40):
             b.write(f"f{i:02d}.txt", b"file %d" % i)
         with b.daemon() as daemon:
-            assert 0 == daemon.sync_once()
+            assert 0 == oneshot.sync_once(daemon)
             for start in range(0, 40, 4):
                 for i in range(start, start + 4):
                     (b.root / f"f{i:02d}.txt").unlink()
-                daemon.sync_once()
+                oneshot.sync_once(daemon)
             refused = daemon.gate.refused
         expected = (20, True)
         assert expected == (len(b.remote()), "refusing to delete" in (refused or ""))

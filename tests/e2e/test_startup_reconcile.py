@@ -10,10 +10,11 @@ import httpx
 import pytest
 
 from syncd.cli.report import status_data
+from syncd.engine import oneshot
+from syncd.engine.mirror import Options
 from syncd.engine.reconcile import startup_listing
 from syncd.journal import Journal
 from syncd.model import rfc3339
-from syncd.service.daemon import Options
 from tests.e2e.test_rebuild import cli
 from tests.e2e.test_sync_versions import Clock, journal_rows, live_files, tree
 from tests.syncenv import API_KEY, Bench, bench
@@ -125,7 +126,7 @@ def test_an_empty_workspace_behind_a_quiet_start_gets_the_full_pass(tmp_path: Pa
         clock.now += 10  # past the emulator's lingering of deleted files in listings
         b.emu.reset_stats()
         with b.daemon(settle_seconds=0) as daemon:
-            assert 1 == daemon.sync_once()
+            assert 1 == oneshot.sync_once(daemon)
             assert ["the listing lacks"] == [p[:17] for p in daemon.problems()]
         assert ({"list": 2}, rows) == (b.counts(), journal_rows(b))
 

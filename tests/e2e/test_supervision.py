@@ -22,11 +22,12 @@ from structlog.testing import capture_logs
 
 from syncd import logs
 from syncd.cli.report import print_errors, print_status, status_data
+from syncd.engine import oneshot
 from syncd.engine.dirtyqueue import DirtyQueue
+from syncd.engine.mirror import Mirror, Options
 from syncd.engine.worker import WorkerPool
 from syncd.journal import Journal
 from syncd.local import watcher
-from syncd.service.daemon import Daemon, Options
 from syncd.service.loop import run_daemon, status_line
 from syncd.service.notify import Notifier
 from tests.syncenv import API_KEY, Bench, bench, wait_until
@@ -56,7 +57,7 @@ class RecordingNotifier(Notifier):
 @contextmanager
 def running(
     b: Bench, notifier: Notifier | None = None, **sync: Any
-) -> Iterator[tuple[Daemon, list[object]]]:
+) -> Iterator[tuple[Mirror, list[object]]]:
     """The run loop in a thread; yields the daemon and, once stopped, its exit code."""
     daemon = b.daemon(**sync)
     stop, ready = threading.Event(), threading.Event()
@@ -188,14 +189,14 @@ def test_worker_pool_names_a_dead_worker() -> None:
     assert 1 == len(dead) and dead[0].startswith("syncd-worker-")
 
 
-def _kill_janitor(daemon: Daemon, b: Bench) -> None:
+def _kill_janitor(daemon: Mirror, b: Bench) -> None:
     def die(quiet: float = 0.0) -> int:
         raise SystemExit(3)  # passes every catch-all: the thread ends
 
     daemon.run_deletions = die  # type: ignore[method-assign]
 
 
-def _kill_a_worker(daemon: Daemon, b: Bench) -> None:
+def _kill_a_worker(daemon: Mirror, b: Bench) -> None:
     real = daemon.syncer.process
 
     def process(path: str) -> None:
@@ -210,7 +211,7 @@ def _kill_a_worker(daemon: Daemon, b: Bench) -> None:
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 @pytest.mark.parametrize("kill", [_kill_janitor, _kill_a_worker], ids=["janitor", "worker"])
 def test_a_dead_thread_stops_the_watchdog_and_is_named_everywhere(
-    tmp_path: Path, kill: Callable[[Daemon, Bench], None]
+    tmp_path: Path, kill: Callable[[Mirror, Bench], None]
 ) -> None:
     """A dead janitor or worker: no WATCHDOG=1 after it, STATUS= and status name it, exit 1."""
     notifier = RecordingNotifier()
@@ -297,7 +298,7 @@ def test_sync_with_an_overflowing_queue_rescans_until_nothing_was_dropped(
             b.write(f"f{i:02}.txt", b"%d" % i)
         with b.daemon() as daemon:
             daemon.queue.max_size = 5
-            code = daemon.sync_once()
+            code = oneshot.sync_once(daemon)
         assert 0 == code
         b.assert_converged()
 
@@ -312,7 +313,7 @@ def test_sync_deletes_more_files_than_the_queue_holds(tmp_path: Path) -> None:
             (b.root / f"f{i:02}.txt").unlink()
         with b.daemon(Options(allow_mass_delete=True)) as daemon:
             daemon.queue.max_size = 5
-            code = daemon.sync_once()
+            code = oneshot.sync_once(daemon)
         assert (0, {}) == (code, b.remote())
         b.assert_converged()
 
@@ -333,7 +334,7 @@ def test_sync_that_cannot_get_past_an_overflow_is_not_converged(tmp_path: Path) 
                 return []
 
             daemon.gate.approve = refuse  # type: ignore[method-assign]
-            code = daemon.sync_once()
+            code = oneshot.sync_once(daemon)
             problems = daemon.problems()
     assert 1 == code
     assert ["refusing to delete them (a test's gate)", "queue overflowed"] == [
@@ -363,7 +364,7 @@ def test_sync_in_a_replaced_root_does_nothing_and_says_why(tmp_path: Path) -> No
         away = _replace_root(b)
         b.emu.reset_stats()
         with b.daemon(Options(allow_mass_delete=True)) as daemon:
-            code = daemon.sync_once()
+            code = oneshot.sync_once(daemon)
             problems = daemon.problems()
         sent = b.counts()
         status = status_data(b.settings())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from syncd.engine import oneshot
 from tests.syncenv import Bench, bench, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -157,7 +158,7 @@ def test_sync_then_run_on_one_daemon(tmp_path: Path) -> None:
 
     with bench(tmp_path) as b, b.daemon() as daemon:
         b.write("first.txt", b"1")
-        daemon.sync_once()
+        oneshot.sync_once(daemon)
         stop = threading.Event()
         runner = threading.Thread(target=run_daemon, args=(daemon, stop), daemon=True)
         runner.start()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from syncd.engine.mirror import Options
 from syncd.errors import SafetyStop
-from syncd.service.daemon import Options
 from tests.syncenv import bench
 
 pytestmark = pytest.mark.timeout(120)

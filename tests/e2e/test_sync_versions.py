@@ -16,10 +16,11 @@ import structlog
 from syncd.cli import main as cli
 from syncd.cli.report import status_data
 from syncd.emulator.faults import Faults
+from syncd.engine import oneshot
+from syncd.engine.mirror import Options
 from syncd.errors import ApiError, WorkspaceMismatch
 from syncd.journal import Journal
 from syncd.remote.protocol import BETA_VERSION, GA_VERSION
-from syncd.service.daemon import Options
 from syncd.service.loop import status_line
 from tests.syncenv import API_KEY, FOREIGN, Bench, bench, wait_until
 
@@ -134,11 +135,11 @@ def test_a_listing_cut_short_changes_nothing(
         tamper.edit = edit
         with b.daemon(Options(full_reconcile=True)) as daemon:
             if refused:
-                assert 1 == daemon.sync_once()
+                assert 1 == oneshot.sync_once(daemon)
                 assert ["the listing lacks"] == [p[:17] for p in daemon.problems()]
             else:
                 with pytest.raises(ApiError, match=r"next_page|last_id|complete"):
-                    daemon.sync_once()
+                    oneshot.sync_once(daemon)
         assert (rows, files) == (journal_rows(b), live_files(b))
         assert {"list"} == set(b.counts())
         tamper.edit = None
@@ -285,14 +286,14 @@ def test_a_full_quota_pauses_uploads_then_resumes_on_a_probe(tmp_path: Path) -> 
         for i in range(5):
             b.write(f"f{i}.txt", b"twenty bytes of text")
         with b.daemon(settle_seconds=0, workers=1) as daemon:
-            assert 1 == daemon.sync_once()
+            assert 1 == oneshot.sync_once(daemon)
             assert ["storage quota full"] == [p[:18] for p in daemon.problems()]
             assert (1, 0) == (b.emu.stats()["upload"], daemon.journal.counts().errors)
             assert ["storage quota full"] == [p[:18] for p in status_data(b.settings())["paused"]]
             assert "UPLOADS PAUSED: storage quota full" in status_line(daemon)
             b.emu.set_faults(Faults())
             clock.now += 301
-            assert 0 == daemon.sync_once()
+            assert 0 == oneshot.sync_once(daemon)
             assert [] == daemon.problems()
         assert "" == _meta(b, "uploads_paused")
         b.assert_converged()

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from syncd.cli.main import main
+from syncd.engine.manifest import manifest_data
 from syncd.journal import Journal
 from syncd.model import Synced
 from syncd.remote.blocks import block_type, content_block, resource
 from syncd.remote.names import encode_name
-from syncd.service.manifest import manifest_data
 
 NON_UTF8 = os.fsdecode(b"caf\xe9.txt")
 

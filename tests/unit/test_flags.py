@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from syncd.service.flags import Flags
+from syncd.engine.flags import Flags
 
 
 def test_of_many_threads_suspending_at_once_exactly_one_sees_the_pause_begin() -> None:

@@ -12,9 +12,9 @@ from typing import cast
 import pytest
 
 from syncd.config import load_settings
+from syncd.engine.mirror import Mirror
 from syncd.errors import ServerError
 from syncd.remote.client import FilesClient
-from syncd.service.daemon import Daemon
 from syncd.service.loop import RECONCILE_RETRY, Janitor
 from tests.fakes import FakeFiles
 
@@ -22,7 +22,7 @@ INTERVAL = 600.0
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, FakeFiles]]:
+def daemon(tmp_path: Path) -> Iterator[tuple[Mirror, FakeFiles]]:
     root = tmp_path / "root"
     root.mkdir()
     settings = load_settings(
@@ -31,11 +31,11 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, FakeFiles]]:
         sync={"reconcile_interval_seconds": INTERVAL},
     )
     fake = FakeFiles()
-    with Daemon(settings, client=cast(FilesClient, fake)) as d:
+    with Mirror(settings, client=cast(FilesClient, fake)) as d:
         yield d, fake
 
 
-def test_a_due_turn_pays_owed_deletions_and_reconciles(daemon: tuple[Daemon, FakeFiles]) -> None:
+def test_a_due_turn_pays_owed_deletions_and_reconciles(daemon: tuple[Mirror, FakeFiles]) -> None:
     d, fake = daemon
     old = fake.add("a.txt", 5)
     d.journal.add_tombstone(old.id, "a.txt", "a.txt", "replaced")
@@ -49,7 +49,7 @@ def test_a_due_turn_pays_owed_deletions_and_reconciles(daemon: tuple[Daemon, Fak
 
 
 def test_a_failed_reconcile_is_tried_again_soon_not_at_the_interval(
-    daemon: tuple[Daemon, FakeFiles],
+    daemon: tuple[Mirror, FakeFiles],
 ) -> None:
     d, fake = daemon
     fake.fail("list_page", ServerError("overloaded", error_type="overloaded_error"))
@@ -61,7 +61,7 @@ def test_a_failed_reconcile_is_tried_again_soon_not_at_the_interval(
 
 
 def test_a_turn_before_the_reconcile_is_due_sends_no_listing(
-    daemon: tuple[Daemon, FakeFiles],
+    daemon: tuple[Mirror, FakeFiles],
 ) -> None:
     d, fake = daemon
     later = time.monotonic() + 100

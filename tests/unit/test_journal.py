@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from syncd import journal as journal_module
 from syncd.errors import JournalError, JournalLockedError, JournalMismatchError
 from syncd.journal import SCHEMA_VERSION, Journal, lock_holder
+from syncd.journal import schema as journal_schema
+from syncd.journal.store import journal_error
 from syncd.model import Failure, FileRow, Intent, JournalCounts, LocalStat, Synced, Tombstone
 
 ROOT = "/srv/docs"
@@ -555,9 +556,9 @@ def test_migrates_empty_file(db: Path) -> None:
 def test_failed_migration_changes_nothing(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A migration that fails part way is rolled back whole; the version stays."""
     open_journal(db).close()
-    bad = [*journal_module.MIGRATIONS, "CREATE TABLE extra (a); THIS IS NOT SQL;"]
-    monkeypatch.setattr(journal_module, "MIGRATIONS", bad)
-    monkeypatch.setattr(journal_module, "SCHEMA_VERSION", len(bad))
+    bad = [*journal_schema.MIGRATIONS, "CREATE TABLE extra (a); THIS IS NOT SQL;"]
+    monkeypatch.setattr(journal_schema, "MIGRATIONS", bad)
+    monkeypatch.setattr(journal_schema, "SCHEMA_VERSION", len(bad))
     with pytest.raises(JournalError):
         open_journal(db)
     assert raw(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
@@ -653,6 +654,6 @@ def test_error_translation_names_journal_and_problem() -> None:
         "database is locked": "journal /x/state.db is busy",
     }
     for text, expected in cases.items():
-        message = str(journal_module._error(path, sqlite3.OperationalError(text)))
+        message = str(journal_error(path, sqlite3.OperationalError(text)))
         assert message.startswith(expected), message
         assert "\n" not in message

@@ -113,7 +113,7 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
 
 
 def test_the_daemon_does_not_load_the_emulator_or_its_web_server() -> None:
-    code = ("import sys, syncd.cli.main, syncd.service.daemon; "
+    code = ("import sys, syncd.cli.main, syncd.engine.mirror, syncd.service.loop; "
             "print(sorted({m.split('.')[0] for m in sys.modules"
             " if m.startswith(('uvicorn', 'starlette', 'syncd.emulator.app'))}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

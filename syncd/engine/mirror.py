@@ -1,10 +1,15 @@
-"""The daemon: one folder mirrored to one workspace, and the pieces that do it.
+"""A Mirror: one folder mirrored to one workspace, and the pieces that do it.
+
+It owns the journal, the dirty queue, the delete gate, the reconciler, the root's guard and the
+cross-thread flags of one folder, and offers the steps every driver takes: :meth:`Mirror.scan`,
+:meth:`Mirror.run_deletions`, :meth:`Mirror.reconcile`, :meth:`Mirror.renew`. Two drivers take
+them: :meth:`Mirror.sync_once` (:mod:`syncd.engine.oneshot`: `syncd sync`, tests) runs the
+workers until the queue is empty and returns; :func:`syncd.service.loop.run_daemon` runs the
+service loop until asked to stop, the way litestream's monitor drives a replica.
 
 Start-up order matters: the journal is opened (and locked) first, then the start-up reconcile
 proves the key works (one request, or the whole listing when one is owed), then a full scan
-queues what changed while syncd was down. :meth:`Daemon.sync_once` runs the workers until the
-queue is empty and returns; :func:`syncd.service.loop.run_daemon` runs the service loop until
-asked to stop.
+queues what changed while syncd was down.
 """
 
 from __future__ import annotations
@@ -14,39 +19,37 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
 
 import structlog
 
-from syncd.config import Settings, resolve_api_key
+from syncd.config import Settings
 from syncd.engine import dirtyqueue
 from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate, delete_owed, flush_tombstones
 from syncd.engine.dirtyqueue import DirtyQueue
+from syncd.engine.flags import Flags
 from syncd.engine.lanes import Lane, LanePolicy
+from syncd.engine.manifest import manifest_data, write_manifest
+from syncd.engine.progress import PassProgress
 from syncd.engine.quota import QuotaPause
-from syncd.engine.reconcile import Reconciler, plan, snapshot
-from syncd.engine.worker import Syncer, WorkerPool
-from syncd.errors import JournalError, SafetyStop, SyncdError, WorkspaceMismatch
+from syncd.engine.reconcile import Reconciler
+from syncd.engine.wiring import bind_workspace, make_client
+from syncd.engine.worker import Syncer
+from syncd.errors import JournalError, SafetyStop, SyncdError
 from syncd.journal import Journal
 from syncd.local.ignore import IgnoreRules
 from syncd.local.openwrites import OpenWrites
 from syncd.local.ownfiles import load_rules
 from syncd.local.rootguard import RootGuard
-from syncd.local.scan import ScanResult, check_root, local_stat, scan_tree
+from syncd.local.scan import ScanResult, local_stat, scan_tree
 from syncd.local.watcher import Hints
 from syncd.metrics import Metrics
 from syncd.model import stamp
-from syncd.remote.client import FilesClient, WorkspaceGuard
+from syncd.remote.client import FilesClient
 from syncd.remote.expiry import mark_expiring
-from syncd.remote.pacer import Pacer
 from syncd.remote.throttle import WarnOnce
-from syncd.service.flags import Flags
-from syncd.service.manifest import manifest_data, write_manifest
-from syncd.service.progress import PassProgress
 
 log = structlog.get_logger("syncd.daemon")
-TICK = 0.5
 Reload = Callable[[], Settings]
 
 
@@ -62,7 +65,7 @@ class Options:
     full_reconcile: bool = False  # `sync`: list the whole workspace even when not due
 
 
-class Daemon:
+class Mirror:
     """One folder mirrored to one workspace."""
 
     def __init__(
@@ -104,15 +107,15 @@ class Daemon:
         )
         self.syncer = Syncer(self.ctx)
         missing = 1.0 if self.options.allow_mass_reupload else sync.max_missing_fraction
-        self.reconciler = Reconciler(self.ctx, self.gate, missing)
-        self.flags = Flags()  # what crosses threads: pauses, the fatal error (service/flags.py)
+        self.reconciler = Reconciler(self.ctx, self.gate, missing, sync.reconcile_budget_share)
+        self.flags = Flags()  # what crosses threads: pauses, the fatal error (engine/flags.py)
         self.root_guard = RootGuard(self.root, self.journal, self.options.accept_new_root)
         self.unreadable: dict[str, str] = {}  # folders the last scan could not read -> why
         self.overflow_problem: str | None = None  # `sync`: paths left unseen after an overflow
         self._skip_reasons: dict[str, str] = {}
         self.drained = True
         self._rescan_reason: str | None = None
-        self._rescan_owed = 0  # dropped marks the running rescan is finding again
+        self.rescan_owed = 0  # dropped marks the running rescan is finding again
         self._reload: Reload | None = None
         self._published: dict[str, str] = {}
 
@@ -143,7 +146,7 @@ class Daemon:
         if self.drained:  # a worker still writing must not meet a closed connection
             self.journal.close()
 
-    def __enter__(self) -> Daemon:
+    def __enter__(self) -> Mirror:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -188,19 +191,25 @@ class Daemon:
         """A full scan from the loop; a refused scan is logged, not fatal."""
         reason = self._rescan_reason or ("queue overflow" if self.queue.overflowed else "timer")
         self._rescan_reason = None
-        self._rescan_owed = self.queue.clear_overflow()
+        self.rescan_owed = self.queue.clear_overflow()
         log.info("rescanning", reason=reason)
         try:
             self.scan()
         except SafetyStop as exc:
             log.error("scan refused", reason=str(exc))  # the root's return asks for a rescan
         finally:
-            self._rescan_owed = 0
+            self.rescan_owed = 0
 
     def unqueued(self) -> int:
         """Marks an overflowing queue dropped that no scan has queued again yet: work pending
         that no count of the queue shows (a dropped mark means not converged)."""
-        return self.queue.dropped + self._rescan_owed
+        return self.queue.dropped + self.rescan_owed
+
+    def queued(self) -> int:
+        """Paths queued or held by a worker, deletions waiting for the gate, and marks an
+        overflowing queue dropped (work too: until a rescan finds them again, not converged).
+        :meth:`JournalCounts.pending <syncd.model.JournalCounts.pending>` adds owed deletions."""
+        return sum(self.queue.depth()) + self.gate.pending() + self.unqueued()
 
     def scan(self, mark_from: str | None = None) -> ScanResult:
         """Walk the tree against the journal; queue what changed and what vanished.
@@ -214,7 +223,7 @@ class Daemon:
             raise SafetyStop(problem)
         self._skip_reasons = {}
         mark = self._marker_from(mark_from or "")
-        result = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped,
+        result = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self.skipped,
                            self.journal, mark)
         for path in [*result.vanished, *self.journal.gone_paths()]:
             self.queue.mark(path, settle=False)  # gone: a copy to replace, even after a restart
@@ -240,7 +249,8 @@ class Daemon:
 
         return mark
 
-    def _skipped(self, path: str, reason: str) -> None:
+    def skipped(self, path: str, reason: str) -> None:
+        """A path the scan passed over, and why (`syncd errors` shows the folders)."""
         self._skip_reasons[path] = reason
         self.warn.warn(path, "skipped", reason=reason)
 
@@ -345,8 +355,7 @@ class Daemon:
         """Let `syncd status` (another process) see how much is queued and what is paused."""
         pending, held = self.queue.depth()
         self.metrics.queue(pending, held)
-        # Dropped marks are work too: until the rescan finds them again, not converged.
-        queued = str(pending + held + self.gate.pending() + self.unqueued())
+        queued = str(self.queued())
         if queued != self._published.get("queued"):
             log.debug("queue", pending=pending, held=held, deletions=self.gate.pending(),
                       sample=self.queue.sample(3, self.clock()))
@@ -414,152 +423,7 @@ class Daemon:
             write_manifest(self.settings.state.manifest,
                            manifest_data(self.journal, str(self.root)))
 
-    # --- one-shot ---------------------------------------------------------------------------
-
-    def sync_once(self) -> int:
-        """One full pass: reconcile (the whole listing when due or asked for), scan, upload,
-        delete; 0 converged, 1 paths in error or a pause (:meth:`problems` says why)."""
-        check_root(self.root)  # before any request: a missing root stops here
-        self.overflow_problem = None
-        if self.check_root_identity():  # another directory in its place: touch nothing
-            self.publish_pauses()
-            return 1
-        self.reconciler.start_up(
-            self.settings.sync.reconcile_interval_seconds,
-            force=self.options.full_reconcile or self.options.allow_mass_reupload,
-        )
-        scanned = self.scan()
-        self.renew()
-        pool = WorkerPool(self.syncer, self.queue, self.settings.sync.workers, self.on_fatal,
-                          may_work=self.working)
-        bar = self.progress(scanned).start() if self.options.progress else None
-        pool.start()
-        try:
-            self._drain()
-            self._rescan_overflows()
-            if self.journal.intents():
-                self.reconciler.run()  # lost responses: adopt or delete their copies
-                self._drain()
-        finally:
-            if bar:
-                bar.stop()
-            self.drained = pool.stop(time.monotonic() + self.settings.sync.shutdown_timeout_seconds)
-        if self.fatal is not None:
-            raise self.fatal
-        self.check_root_identity()  # replaced mid-pass: the workers stopped, say why
-        self.write_manifest()
-        self.publish_depth()
-        counts = self.journal.counts()
-        converged = (counts.errors == 0 and counts.retrying == 0 and not self.problems()
-                     and not self.queue.overflowed)
-        return 0 if converged and counts.tombstones == 0 else 1
-
-    def _rescan_overflows(self) -> None:
-        """Marks were dropped (more paths to look at than the queue holds): rescan from the
-        first dropped path and drain, until nothing is dropped. A rescan that drops from the
-        same path again makes no progress (vanished paths the gate keeps): :meth:`problems`
-        says so."""
-        resumed: bytes | None = None
-        while self.queue.overflowed and self.fatal is None and self.working():
-            dropped = self.queue.first_dropped or ""
-            if resumed is not None and os.fsencode(dropped) <= resumed:
-                self.overflow_problem = (
-                    f"queue overflowed: more paths need a look than it holds "
-                    f"({self.queue.max_size}), and a rescan made no progress past {dropped!r};"
-                    " run `syncd sync` again"
-                )
-                return
-            resumed = os.fsencode(dropped)
-            self._rescan_owed = self.queue.clear_overflow()
-            log.info("rescanning", reason="queue overflow", resume_at=dropped)
-            try:
-                self.scan(mark_from=dropped)
-            finally:
-                self._rescan_owed = 0
-            self._drain()
-
-    def _drain(self) -> None:
-        """Let the workers empty the queue; deletions and tombstones go last. Stops early when
-        paused (the root is not the one synced): the workers take nothing then."""
-        while self.fatal is None and self.working():
-            self._wait_idle()
-            owed = self.run_deletions()
-            retries_due = not self.queue.idle(ignore_future=False) and self._retry_soon()
-            if not retries_due and (owed == 0 or not self._tombstones_soon()):
-                return
-            time.sleep(TICK)
-
-    def _wait_idle(self) -> None:
-        pause = min(TICK, max(0.02, self.settings.sync.settle_seconds / 4))
-        while self.fatal is None and self.working() and not self.queue.idle():
-            time.sleep(pause)
-
-    def _retry_soon(self) -> bool:
-        """True when a transient failure is due within ``max_sync_wait``. Not for a file this
-        process cannot read: waiting does not fix a permission, so `sync` reports it at once."""
-        horizon = self.clock() + self.options.max_sync_wait
-        return any(
-            row.failure is not None
-            and row.failure.kind == "transient"
-            and row.failure.next_attempt <= horizon
-            and os.access(self.root / row.path, os.R_OK, effective_ids=True)
-            for row in self.journal.errors()
-        )
-
-    def _tombstones_soon(self) -> bool:
-        return bool(self.journal.tombstones(due_before=self.clock() + self.options.max_sync_wait))
-
-    def dry_run(self, out: TextIO) -> int:
-        """Print what a sync would do, without changing anything."""
-        listing = list(self.client.iter_files())
-        result = plan(listing, snapshot(self.journal), self.clock(),
-                      max_missing_fraction=self.reconciler.max_missing_fraction)
-        marked: list[str] = []
-        scanned = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self._skipped,
-                            self.journal, lambda path, _mtime_ns: marked.append(path))
-        for path in marked:
-            print(f"upload  {path}", file=out)
-        for path in scanned.vanished:
-            print(f"delete  {path}", file=out)
-        print(
-            f"{len(marked)} to upload or check, {len(scanned.vanished)} to delete, "
-            f"{len(result.missing)} missing remotely, {len(result.orphans)} orphans, "
-            f"{result.foreign} foreign files left alone",
-            file=out,
-        )
-        if result.refused:
-            print(f"reconcile would be refused: {result.refused}", file=out)
-        return 0
-
-def make_client(settings: Settings, metrics: Metrics | None = None) -> FilesClient:
-    """The client the config describes: key, URL, API version, pacing, retries, expiry."""
-    key, _source = resolve_api_key(settings)
-    remote = settings.remote
-    return FilesClient(
-        key, remote.base_url, api_version=remote.api_version,
-        expires_in_seconds=remote.expires_in_seconds,
-        pacer=Pacer(remote.requests_per_minute, remote.burst),
-        max_retries=remote.max_retries, timeout=remote.timeout_seconds,
-        observer=metrics.request if metrics else None,
-        on_retry=metrics.retry_wait if metrics else None,
-    )
-
-
-def bind_workspace(client: FilesClient, journal: Journal, configured: str | None) -> None:
-    """Tie the client to the journal's workspace (invariant 11).
-
-    The journal records the workspace the service first names (or the configured one); from
-    then on every request carries it, so the service itself refuses to act in another one, and
-    an answer from another workspace stops syncd before it acts on anything.
-    """
-    known = journal.get_meta("workspace_id") or None
-    if known and configured and known != configured:
-        raise WorkspaceMismatch(
-            f"this journal belongs to workspace {known}, the config names workspace {configured};"
-            " point [state] journal elsewhere or run `syncd rebuild`"
-        )
-    if configured and not known:
-        journal.set_meta("workspace_id", configured)
-    client.workspace = WorkspaceGuard(
-        known or configured, lambda ws: journal.set_meta("workspace_id", ws)
-    )
+    def reconcile(self) -> None:
+        """A full reconcile pass now: the listing against the journal (repairs what events
+        missed, resolves intents, deletes our orphans)."""
+        self.reconciler.run()

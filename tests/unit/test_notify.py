@@ -1,0 +1,38 @@
+"""sd_notify over a real unix datagram socket: a socket nobody reads never blocks the sender."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+
+from structlog.testing import capture_logs
+
+from syncd.service.notify import Notifier
+
+
+def _queued(receiver: socket.socket) -> int:
+    """How many datagrams wait in ``receiver`` (it reads them all)."""
+    receiver.setblocking(False)
+    count = 0
+    while True:
+        try:
+            receiver.recv(4096)
+        except BlockingIOError:
+            return count
+        count += 1
+
+
+def test_a_full_notify_socket_drops_messages_instead_of_blocking() -> None:
+    """Every send to a socket that is never read returns; what did not fit is counted as
+    dropped, with one debug line however many are dropped."""
+    name = f"syncd-test-notify-{secrets.token_hex(6)}"  # abstract namespace: no path limit
+    sends = 2000
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as receiver, capture_logs() as logs:
+        receiver.bind("\0" + name)
+        notifier = Notifier(environ={"NOTIFY_SOCKET": "@" + name})
+        for n in range(sends):
+            notifier.send(f"STATUS=syncing: {n} queued")
+        notifier.close()
+        queued = _queued(receiver)
+    lines = [e for e in logs if e["event"].startswith("notify socket full")]
+    assert (sends, True, 1) == (queued + notifier.dropped, notifier.dropped > 0, len(lines))
