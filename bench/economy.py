@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import fullpass
 from bench.context import Context
 from bench.editors import EDITORS
 from bench.harness import (
@@ -270,4 +271,4 @@ def run(ctx: Context) -> list[Row]:
             f"before issue 13: {pages} at every start", f"{requests_total(counts)} requests",
             f"= {expected} request{'s' if expected > 1 else ''}",
             code == 0 and counts["list"] == expected and extra == 0))
-    return rows
+    return rows + fullpass.run(ctx)

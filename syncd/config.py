@@ -19,8 +19,10 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import stat
 import tomllib
+import urllib.parse
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -54,12 +56,14 @@ from syncd.remote.protocol import (
 
 log = structlog.get_logger("syncd.config")
 CREDENTIAL_NAME = "anthropic_api_key"
+BUDGET_CREDENTIAL = "shared_budget_password"
 MAX_KEY_FILE = 4096  # bytes: a key file is one short line
 MAX_CONFIG_FILE = 1 << 20
 HOUR = 3600.0
 WEEK = 7 * 86400.0
 SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
-_SECTIONS = ("remote", "sync", "state", "log", "metrics")
+_SECTIONS = ("remote", "sync", "state", "log", "metrics", "folder")
+_FOLDER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _toml_path: ContextVar[Path | None] = ContextVar("syncd_toml_path", default=None)
 _warned_key_files: set[str] = set()
 
@@ -102,6 +106,21 @@ class RemoteSettings(_Section):
     burst: Int = Field(default=5, ge=1, le=10_000)
     max_retries: Int = Field(default=4, ge=0, le=20)
     timeout_seconds: Float = Field(default=60.0, gt=0, le=HOUR)
+    # One request budget for several hosts, kept in Redis (syncd.remote.sharedpacer). While
+    # Redis is unreachable each host paces alone at requests_per_minute / expected_hosts.
+    shared_budget: str | None = None
+    shared_budget_password_file: Path | None = None
+    expected_hosts: Int = Field(default=1, ge=1, le=10_000)
+
+    @field_validator("shared_budget")
+    @classmethod
+    def _shared_budget(cls, value: str | None) -> str | None:
+        # Never quote the URL back: it may hold the password.
+        if value is not None:
+            problem = redis_url_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -152,6 +171,9 @@ class SyncSettings(_Section):
     settle_seconds: Float = Field(default=2.0, ge=0, le=HOUR)
     settle_max_seconds: Float = Field(default=60.0, ge=0, le=24 * HOUR)
     reconcile_interval_seconds: Float = Field(default=600.0, gt=0, le=WEEK)
+    # The periodic full pass waits longer when its list pages would spend more than this share
+    # of the request budget (engine/reconcile.py, full_pass_interval).
+    reconcile_budget_share: Float = Field(default=0.05, gt=0, le=1)
     rescan_interval_seconds: Float = Field(default=3600.0, gt=0, le=WEEK)
     ignore: tuple[str, ...] = ()
     follow_symlinks: Flag = False
@@ -207,19 +229,26 @@ class MetricsSettings(_Section):
             return False
 
 
-class Settings(BaseSettings):
-    """Everything syncd can be told. See config.example.toml for each key."""
+class FolderSettings(_Section):
+    """``[[folder]]``: one of several folders one daemon mirrors, each under its own name
+    prefix, with its own journal (and manifest), sharing the process's request budget."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="SYNCD_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
-
+    name: str  # for `status --folder NAME`, the metrics' folder label and the log
     root: Path
-    remote: RemoteSettings = RemoteSettings()
-    sync: SyncSettings = SyncSettings()
-    state: StateSettings = StateSettings()
-    log: LogSettings = LogSettings()
-    metrics: MetricsSettings = MetricsSettings()
+    name_prefix: str
+    ignore: tuple[str, ...] | None = None  # None: [sync] ignore
+    journal: Path | None = None
+    manifest: Path | None = None
+    settle_seconds: Float | None = Field(default=None, ge=0, le=HOUR)
+    settle_max_seconds: Float | None = Field(default=None, ge=0, le=24 * HOUR)
+    reconcile_interval_seconds: Float | None = Field(default=None, gt=0, le=WEEK)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _FOLDER_NAME.fullmatch(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-' (e.g. docs)")
+        return value
 
     @field_validator("root")
     @classmethod
@@ -228,6 +257,86 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return value
+
+    @field_validator("name_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        problem = prefix_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    def sync_overrides(self) -> dict[str, Any]:
+        """The [sync] keys this folder sets for itself."""
+        keys = ("settle_seconds", "settle_max_seconds", "reconcile_interval_seconds", "ignore")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+class Settings(BaseSettings):
+    """Everything syncd can be told. See config.example.toml for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SYNCD_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    root: Path | None = None  # one folder; or [[folder]] tables for several
+    remote: RemoteSettings = RemoteSettings()
+    sync: SyncSettings = SyncSettings()
+    state: StateSettings = StateSettings()
+    log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    folder: tuple[FolderSettings, ...] = ()
+
+    @field_validator("root")
+    @classmethod
+    def _root(cls, value: Path | None) -> Path | None:
+        problem = None if value is None else root_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Settings:
+        if self.root is None and not self.folder:
+            raise ValueError('config key root is required; set it (e.g. root = "/srv/docs"),'
+                             " or add [[folder]] tables")
+        if self.root is not None and self.folder:
+            raise ValueError("set root or [[folder]] tables, not both; move root into a"
+                             " [[folder]] table")
+        problem = folders_problem(self) if self.folder else None
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @property
+    def root_dir(self) -> Path:
+        """The one folder's root (a folder's settings always have one; see :meth:`folders`)."""
+        if self.root is None:
+            raise ConfigError("this command takes one folder: pass --folder NAME")
+        return self.root
+
+    def folders(self) -> list[tuple[str, Settings]]:
+        """Each folder's name and its own settings (the one-folder form: one, named "")."""
+        if not self.folder:
+            return [("", self)]
+        return [(f.name, self._for(f)) for f in self.folder]
+
+    def folder_named(self, name: str) -> Settings:
+        """The settings of the folder ``name`` ("" in the one-folder form); ConfigError when
+        the config has no such folder (a reload that dropped it)."""
+        for folder_name, one in self.folders():
+            if folder_name == name:
+                return one
+        raise ConfigError(f"the config has no folder {name!r} any more; restart syncd to"
+                          " change the folders")
+
+    def _for(self, f: FolderSettings) -> Settings:
+        return self.model_copy(update={
+            "root": f.root, "folder": (),
+            "remote": self.remote.model_copy(update={"name_prefix": f.name_prefix}),
+            "sync": self.sync.model_copy(update=f.sync_overrides()),
+            "state": StateSettings(journal=f.journal, manifest=f.manifest),
+        })
 
     @classmethod
     def settings_customise_sources(
@@ -248,11 +357,58 @@ class Settings(BaseSettings):
         if self.state.journal is not None:
             return self.state.journal.expanduser()
         state_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-        digest = hashlib.sha256(os.fsencode(self.root.expanduser().absolute())).hexdigest()[:12]
+        digest = hashlib.sha256(os.fsencode(self.root_dir.expanduser().absolute())).hexdigest()[:12]
         if state_dir:
             return Path(state_dir) / f"journal-{digest}.db"
         base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
         return base / "syncd" / f"journal-{digest}.db"
+
+
+def folders_problem(settings: Settings) -> str | None:
+    """Why several folders cannot share one daemon as configured (names, prefixes, roots,
+    journals or manifests that collide), or None."""
+    if settings.remote.name_prefix or settings.state.journal or settings.state.manifest:
+        return ("with [[folder]] tables, set name_prefix, journal and manifest in each folder,"
+                " not in [remote] or [state]")
+    folders = settings.folders()
+    names = [name for name, _ in folders]
+    columns: list[tuple[str, list[Any]]] = [
+        ("name", names),
+        ("name_prefix", [one.remote.name_prefix for _, one in folders]),
+        ("root", [_real(one.root_dir) for _, one in folders]),
+        ("journal", [_real(one.journal_path) for _, one in folders]),
+    ]
+    for what, values in columns:
+        for i, a in enumerate(values):
+            for j in range(i + 1, len(values)):
+                if _overlap(what, a, values[j]):
+                    return (f"folders {names[i]!r} and {names[j]!r} overlap in {what}; give each"
+                            f" folder its own {what} (none may start with, or lie in, another)")
+    return _state_inside_another_root(folders)
+
+
+def _state_inside_another_root(folders: list[tuple[str, Settings]]) -> str | None:
+    for name, one in folders:
+        state = [one.journal_path, *([one.state.manifest] if one.state.manifest else [])]
+        for other_name, other in folders:
+            root = _real(other.root_dir)
+            for path in state:
+                if other_name != name and _real(path).is_relative_to(root):
+                    return (f"folder {name!r} keeps {path} inside folder {other_name!r}; keep"
+                            " each folder's journal and manifest outside the other folders")
+    return None
+
+
+def _overlap(what: str, a: Any, b: Any) -> bool:
+    if what == "name_prefix":
+        return bool(a.startswith(b) or b.startswith(a))
+    if what == "root":
+        return bool(a.is_relative_to(b) or b.is_relative_to(a))
+    return bool(a == b)
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path.expanduser()))
 
 
 def root_problem(root: Path) -> str | None:
@@ -264,6 +420,25 @@ def root_problem(root: Path) -> str | None:
         if real.is_relative_to(tree):
             return f"must not be {tree} or below it ({real}): a kernel tree, not files to mirror"
     return None
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a Redis URL syncd can use, without quoting it (it may hold a
+    password), or None."""
+    example = "e.g. redis://HOST:6379/0, or rediss://HOST:6380/0 for TLS"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return f"is not a URL ({example})"
+    if parts.scheme not in ("redis", "rediss"):
+        return f"must start with redis:// or rediss:// ({example})"
+    if not parts.hostname:
+        return f"names no host ({example})"
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        return f"must end in a database number such as /0 ({example})"
+    return None if port is None or port > 0 else f"has port 0 ({example})"
 
 
 def load_settings(path: Path | None, **overrides: Any) -> Settings:
@@ -322,6 +497,8 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     if err["type"] == "missing":
         return f"config key {key} is required{where}; set it (e.g. root = \"/srv/docs\"){more}"
     message = str(err["msg"]).removeprefix("Value error, ")
+    if not loc:  # a rule across keys: its message names them
+        return f"config{where}: {message}{more}"
     return f"config key {key}{where}: {message}{more}"
 
 
@@ -350,6 +527,30 @@ def resolve_api_key(settings: Settings) -> tuple[str, str]:
     )
 
 
+def resolve_shared_budget_password(settings: Settings) -> str | None:
+    """The Redis password for ``[remote] shared_budget`` (never log it): from
+    ``[remote] shared_budget_password_file``, else the systemd credential
+    ``shared_budget_password``, else None (the URL may hold one). One trailing newline is
+    dropped. A file that cannot be read is a ConfigError."""
+    path = settings.remote.shared_budget_password_file
+    what = "[remote] shared_budget_password_file"
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if path is None and creds and (Path(creds) / BUDGET_CREDENTIAL).exists():
+        path, what = Path(creds) / BUDGET_CREDENTIAL, "systemd credential"
+    if path is None:
+        return None
+    path = path.expanduser()
+    data = _read_key_file(path, what, secret="Redis password")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text; put the password in it") from None
+    password = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+    if not password.strip() or "\n" in password or "\r" in password:
+        raise ConfigError(f"{what} {path} must hold the password alone on one line")
+    return password
+
+
 def _read_key(path: Path, what: str) -> str:
     data = _read_key_file(path, what)
     try:
@@ -362,7 +563,7 @@ def _read_key(path: Path, what: str) -> str:
     return _valid_key(text, f"{what} {path}")
 
 
-def _read_key_file(path: Path, what: str) -> bytes:
+def _read_key_file(path: Path, what: str, secret: str = "API key") -> bytes:
     """At most MAX_KEY_FILE bytes of a regular file: a FIFO or a device never blocks or floods."""
     unreadable = f"{what} {path} cannot be read"
     try:
@@ -374,7 +575,7 @@ def _read_key_file(path: Path, what: str) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(f"{unreadable}: it is not a regular file; point it at a file"
-                              " holding the key")
+                              f" holding the {secret}")
         chunks: list[bytes] = []
         size = 0
         while size <= MAX_KEY_FILE and (chunk := os.read(fd, MAX_KEY_FILE + 1 - size)):
@@ -386,17 +587,17 @@ def _read_key_file(path: Path, what: str) -> bytes:
     finally:
         os.close(fd)
     if size > MAX_KEY_FILE:
-        raise ConfigError(f"{what} {path} is over {MAX_KEY_FILE // 1024} KiB; it must hold the"
-                          " API key only")
-    _warn_if_shared(path, info)
+        raise ConfigError(f"{what} {path} is over {MAX_KEY_FILE // 1024} KiB; it must hold"
+                          f" the {secret} only")
+    _warn_if_shared(path, info, secret)
     return b"".join(chunks)
 
 
-def _warn_if_shared(path: Path, info: os.stat_result) -> None:
-    """One warning per file (per process) when group or others may read or write the key."""
+def _warn_if_shared(path: Path, info: os.stat_result, secret: str = "API key") -> None:
+    """One warning per file (per process) when group or others may read or write the secret."""
     if info.st_mode & 0o066 and str(path) not in _warned_key_files:
         _warned_key_files.add(str(path))
-        log.warning("API key file is readable or writable by group or others",
+        log.warning(f"{secret} file is readable or writable by group or others",
                     file=str(path), mode=f"{stat.S_IMODE(info.st_mode):04o}",
                     fix=f"chmod 600 {path}")
 

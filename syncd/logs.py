@@ -58,6 +58,20 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part (``scheme://user:PASSWORD@host``) masked,
+    for logs and errors; a URL that does not parse is not quoted at all."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<a URL that does not parse>"
+    if password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def _redact(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
     if not _secrets:
         return event

@@ -17,40 +17,66 @@ from syncd.errors import ConfigError
 log = structlog.get_logger("syncd.metrics")
 
 
-class Metrics:
-    """Thread-safe tallies plus a private Prometheus registry."""
+class _Families:
+    """The metric families of one registry, each labelled by folder (one process may mirror
+    several folders; see :meth:`Metrics.for_folder`)."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self._files = Counter("syncd_files_synced", "Files uploaded", registry=r)
-        self._bytes = Counter("syncd_bytes_uploaded", "Bytes uploaded", registry=r)
-        self._deleted = Counter("syncd_files_deleted", "Remote copies deleted", registry=r)
-        self._errors = Counter("syncd_errors", "Sync failures", ["kind"], registry=r)
-        self._requests = Counter(
-            "syncd_requests", "Files API requests", ["endpoint", "status"], registry=r
+        self.registry = r = CollectorRegistry()
+        f = ["folder"]
+        self.files = Counter("syncd_files_synced", "Files uploaded", f, registry=r)
+        self.bytes = Counter("syncd_bytes_uploaded", "Bytes uploaded", f, registry=r)
+        self.deleted = Counter("syncd_files_deleted", "Remote copies deleted", f, registry=r)
+        self.errors = Counter("syncd_errors", "Sync failures", [*f, "kind"], registry=r)
+        self.requests = Counter(
+            "syncd_requests", "Files API requests", [*f, "endpoint", "status"], registry=r
         )
-        self._limited = Counter("syncd_rate_limited", "429 answers", registry=r)
-        self._waits = Counter("syncd_retry_wait_seconds", "Seconds waited to retry", registry=r)
-        self._queue = Gauge("syncd_queue_depth", "Paths waiting in the queue", registry=r)
-        self._in_flight = Gauge("syncd_in_flight", "Paths being worked on", registry=r)
-        self._upload_time = Histogram(
-            "syncd_upload_duration_seconds", "Upload duration",
+        self.limited = Counter("syncd_rate_limited", "429 answers", f, registry=r)
+        self.waits = Counter("syncd_retry_wait_seconds", "Seconds waited to retry", f,
+                             registry=r)
+        self.queue = Gauge("syncd_queue_depth", "Paths waiting in the queue", f, registry=r)
+        self.in_flight = Gauge("syncd_in_flight", "Paths being worked on", f, registry=r)
+        self.upload_time = Histogram(
+            "syncd_upload_duration_seconds", "Upload duration", f,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300), registry=r,
         )
-        self._reconciled = Gauge(
-            "syncd_last_reconcile_timestamp_seconds", "Unix time of the last reconcile",
+        self.reconciled = Gauge(
+            "syncd_last_reconcile_timestamp_seconds", "Unix time of the last reconcile", f,
             registry=r,
         )
+
+
+class Metrics:
+    """Thread-safe tallies of one folder plus a Prometheus registry (shared by the folders of
+    one process: :meth:`for_folder`)."""
+
+    def __init__(self, folder: str = "", families: _Families | None = None) -> None:
+        self.folder = folder
+        self._families = f = families or _Families()
+        self.registry = f.registry
+        self._files = f.files.labels(folder)
+        self._bytes = f.bytes.labels(folder)
+        self._deleted = f.deleted.labels(folder)
+        self._limited = f.limited.labels(folder)
+        self._waits = f.waits.labels(folder)
+        self._queue = f.queue.labels(folder)
+        self._in_flight = f.in_flight.labels(folder)
+        self._upload_time = f.upload_time.labels(folder)
+        self._reconciled = f.reconciled.labels(folder)
         self._lock = threading.Lock()
         self.files_done = 0
         self.bytes_done = 0
         self.changes = 0  # bumps whenever the path -> file_id map changes (manifest trigger)
         self._server: Any = None
 
+    def for_folder(self, folder: str) -> Metrics:
+        """The tallies of another folder of this process, on the same registry (and server)."""
+        return Metrics(folder, self._families)
+
     def request(self, op: str, status: int | None, _duration: float) -> None:
         """One request answered (status None: no HTTP answer)."""
-        self._requests.labels(op, str(status) if status is not None else "none").inc()
+        self._families.requests.labels(self.folder, op,
+                                       str(status) if status is not None else "none").inc()
         if status == 429:
             self._limited.inc()
 
@@ -80,7 +106,7 @@ class Metrics:
 
     def error(self, kind: str) -> None:
         """A path failed (``transient`` or ``permanent``)."""
-        self._errors.labels(kind).inc()
+        self._families.errors.labels(self.folder, kind).inc()
 
     def queue(self, pending: int, in_flight: int) -> None:
         """Current queue depth and paths being worked on."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 
 from syncd.remote.client import FilesClient
 from syncd.remote.pacer import Pacer
@@ -40,6 +42,16 @@ class Recorder:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+@pytest.fixture
+def debug_level() -> Iterator[None]:
+    """Debug lines reach structlog's capture_logs whatever level an earlier test in this
+    process configured (logs.configure installs a filtering logger)."""
+    old = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(**old)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -42,6 +42,9 @@ class FakeFiles:
     def __init__(self, clock: Callable[[], float] = time.time, page_size: int = LIST_LIMIT) -> None:
         self.clock = clock
         self.page_size = page_size  # the most a page holds, whatever the limit asked
+        self.newest_first = False  # list in reverse creation order (what the service does)
+        self.skew = 0.0  # what clock_skew() says: the service's clock minus ours
+        self.budget = 90.0  # what budget_per_minute() says
         self.files: dict[str, RemoteFile] = {}  # file id -> File, in creation order
         self.sha256: dict[str, str] = {}  # file id -> sha256 of the bytes stored
         self.calls: list[Call] = []
@@ -102,12 +105,15 @@ class FakeFiles:
         return UploadResult(file=stored, sha256=sha, local=before)
 
     def list_page(self, limit: int = LIST_LIMIT, cursor: Cursor | None = None) -> FilePage:
-        """One page, oldest first; the cursor is the offset of the next page."""
+        """One page, oldest first (or newest first, in creation order either way); the cursor
+        is the offset of the next page."""
         where = () if cursor is None else (f"{cursor[0]}={cursor[1]}",)
         self._enter("list_page", f"limit={limit}", *where)
         start = int(cursor[1]) if cursor else 0
         with self._lock:
             files = tuple(self.files.values())
+        if self.newest_first:
+            files = files[::-1]
         end = start + min(limit, self.page_size)
         return FilePage(files[start:end], ("page", str(end)) if end < len(files) else None)
 
@@ -116,6 +122,12 @@ class FakeFiles:
         """The real client's iterator over this fake's pages (its completeness rules)."""
         self._enter("iter_files")
         return FilesClient.iter_files(cast(FilesClient, self), limit, max_pages, on_page)
+
+    def iter_pages(self, limit: int = LIST_LIMIT, max_pages: int | None = None,
+                   on_page: Callable[[int], None] | None = None
+                   ) -> Generator[FilePage, None, None]:
+        """The real client's pages over this fake's (not recorded itself: each page is)."""
+        return FilesClient.iter_pages(cast(FilesClient, self), limit, max_pages, on_page)
 
     def get(self, file_id: str) -> RemoteFile:
         self._enter("get", file_id)
@@ -132,7 +144,10 @@ class FakeFiles:
             return self.files.pop(file_id, None) is not None
 
     def clock_skew(self) -> float:
-        return 0.0
+        return self.skew
+
+    def budget_per_minute(self) -> float:
+        return self.budget
 
     def close(self) -> None:
         self._enter("close")

@@ -26,7 +26,7 @@ def check_key(settings: Settings) -> Check:
 
 def check_root_dir(settings: Settings) -> Check:
     """The root exists, is a directory and can be listed."""
-    root = settings.root.expanduser()
+    root = settings.root_dir.expanduser()
     try:
         check_root(root)
         os.listdir(root)

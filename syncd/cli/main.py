@@ -19,7 +19,7 @@ from syncd.cli.report import print_errors, print_ls, print_status
 from syncd.config import Settings, load_settings, resolve_api_key
 from syncd.emulator.cli import add_emulator_arguments, run_emulator_cli
 from syncd.engine import oneshot
-from syncd.engine.mirror import Mirror, Options
+from syncd.engine.mirror import Mirror, Options, open_mirrors
 from syncd.errors import AuthenticationFailed, ConfigError, JournalError, SafetyStop, SyncdError
 from syncd.service.signals import run_until_signal
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                       " one first synced (a new disk, a restored copy), and mirror it")
     status = command("status", "what is synced, pending and failing")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    folder_option(status)
     ls = command("ls", "the path -> file_id map, or ready-to-use content blocks or resources")
     ls.add_argument("--format", choices=("text", "json", "blocks", "resources"),
                     help="text (the default): a table; json: one object per file; blocks:"
@@ -65,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                     " folder's name)")
     ls.add_argument("prefix", nargs="?", default="", metavar="PATH-PREFIX")
     ls.set_defaults(usage_error=ls.error)  # cmd_ls rejects conflicting options as argparse does
-    command("errors", "paths in error state, with the reason")
+    folder_option(ls)
+    folder_option(command("errors", "paths in error state, with the reason"))
     rebuild = command("rebuild", "rebuild a lost or corrupt journal from the remote listing"
                       " (lists only: nothing is uploaded or deleted)")
     rebuild.add_argument("--force", action="store_true",
@@ -80,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("folder", nargs="?", type=Path, help="folder to mirror (default: a sample)")
     demo.add_argument("--once", action="store_true", help="exit after the first pass")
     return parser
+
+
+def folder_option(parser: argparse.ArgumentParser) -> None:
+    """``--folder NAME``: one of the config's [[folder]] tables (default: all)."""
+    parser.add_argument("--folder", metavar="NAME",
+                        help="only this [[folder]] of the config (default: every folder)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,28 +147,36 @@ def cmd_sync(args: argparse.Namespace) -> int:
                       allow_mass_reupload=args.allow_mass_reupload,
                       accept_new_root=args.accept_new_root,
                       full_reconcile=args.full_reconcile)
-    with Mirror(settings, options) as daemon:
-        if args.dry_run:
-            return oneshot.dry_run(daemon, sys.stdout)
-        code = oneshot.sync_once(daemon)
-        problems = daemon.problems()
+    code = 0
+    with open_mirrors(settings, options) as mirrors:
+        for daemon in mirrors:  # one folder after the other, on the one request budget
+            code = max(code, _sync_one(daemon, dry_run=args.dry_run))
+    return code
+
+
+def _sync_one(daemon: Mirror, dry_run: bool) -> int:
+    if dry_run:
+        return oneshot.dry_run(daemon, sys.stdout)
+    code = oneshot.sync_once(daemon)
+    where = f"folder {daemon.name}: " if daemon.name else ""
+    problems = daemon.problems()
     for problem in problems:
-        print(f"syncd: {problem}", file=sys.stderr)
+        print(f"syncd: {where}{problem}", file=sys.stderr)
     if code and not problems:
-        print("syncd: some paths are not synced; see `syncd errors`", file=sys.stderr)
+        print(f"syncd: {where}some paths are not synced; see `syncd errors`", file=sys.stderr)
     return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``syncd run``: until SIGTERM or SIGINT."""
     settings = _settings(args)
-    with Mirror(settings) as daemon:
-        return run_until_signal(daemon, reload=lambda: _settings(args))
+    with open_mirrors(settings) as mirrors:
+        return run_until_signal(mirrors, reload=lambda: _settings(args))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``syncd status``."""
-    return print_status(load_settings(args.config), as_json=args.json)
+    return print_status(load_settings(args.config), as_json=args.json, folder=args.folder)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -170,12 +186,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
         args.usage_error(f"argument --json: not allowed with --format {fmt}")
     if args.mount_name is not None and fmt != "resources":
         args.usage_error(f"argument --mount-name: only with --format resources, not {fmt}")
-    return print_ls(load_settings(args.config), args.prefix, fmt, mount_name=args.mount_name)
+    return print_ls(load_settings(args.config), args.prefix, fmt, mount_name=args.mount_name,
+                    folder=args.folder)
 
 
 def cmd_errors(args: argparse.Namespace) -> int:
     """``syncd errors``."""
-    return print_errors(load_settings(args.config))
+    return print_errors(load_settings(args.config), folder=args.folder)
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:

@@ -61,7 +61,7 @@ class Summary:
 
 def rebuild(settings: Settings, force: bool, clock: Clock = time.time) -> Summary:
     """Move the old journal aside if allowed, then fill a fresh one; no upload, no delete."""
-    root = settings.root.expanduser().absolute()
+    root = settings.root_dir.expanduser().absolute()
     check_root(root)  # an unmounted root would adopt nothing, and the next sync re-upload all
     path, rules = settings.journal_path, _rules(settings, root)
     r = settings.remote

@@ -7,17 +7,19 @@ API key: the journal does not hold it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from syncd.config import Settings
-from syncd.engine.reconcile import LISTED_META, PAGES_META
+from syncd.engine.reconcile import INTERVAL_META, LISTED_META, PAGES_META, full_pass_interval
 from syncd.errors import ConfigError
 from syncd.journal import Journal, lock_holder
-from syncd.model import read_stamp, rfc3339
+from syncd.model import Synced, read_stamp, rfc3339
 from syncd.remote.blocks import block_type, content_block, mount_name_problem, resource
 
 
@@ -41,7 +43,7 @@ def status_data(settings: Settings) -> dict[str, Any]:
             "foreign_files": int(foreign) if foreign else None,
             "last_scan": _time_or_none(read_stamp(journal.get_meta("last_scan"))),
             "last_reconcile": _time_or_none(read_stamp(journal.get_meta("last_reconcile"))),
-            **_next_full_pass(journal, settings.sync.reconcile_interval_seconds),
+            **_next_full_pass(journal, settings),
             "daemon_pid": lock_holder(path) or None,
             "requests_per_minute": settings.remote.requests_per_minute,
             "api_version": settings.remote.api_version,
@@ -66,15 +68,34 @@ def _lanes(journal: Journal) -> dict[str, int]:
     return {lane: int(found.get(lane, 0)) for lane in ("live", "backlog")}
 
 
-def _next_full_pass(journal: Journal, interval: float) -> dict[str, Any]:
+def _next_full_pass(journal: Journal, settings: Settings) -> dict[str, Any]:
     """When the periodic full listing is next due (at the latest: a restart lists at once when
-    a listing is owed) and its cost in list requests, as the last complete one paged."""
+    a listing is owed) and its cost in list requests, as the last complete one paged.
+
+    The interval is the one the daemon last scheduled (stretched to the budget share at the
+    rate it paces to); before it has scheduled one, the configured rate stretches it."""
     last = read_stamp(journal.get_meta(LISTED_META))
-    pages = journal.get_meta(PAGES_META) or ""
+    raw = journal.get_meta(PAGES_META) or ""
+    pages = int(raw) if raw.isdigit() else None
+    interval = _seconds(journal.get_meta(INTERVAL_META))
+    if interval is None:
+        sync = settings.sync
+        interval = full_pass_interval(sync.reconcile_interval_seconds, pages or 0,
+                                      sync.reconcile_budget_share,
+                                      settings.remote.requests_per_minute)
     return {
         "next_full_pass": _time_or_none(None if last is None else last + interval),
-        "full_pass_requests": int(pages) if pages.isdigit() else None,
+        "full_pass_requests": pages,
     }
+
+
+def _seconds(text: str | None) -> float | None:
+    """A stored positive duration; None when absent or unreadable."""
+    try:
+        value = float(text or "nan")
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
 
 
 def _full_pass_text(data: dict[str, Any]) -> str:
@@ -127,11 +148,46 @@ def _unreadable(journal: Journal) -> list[dict[str, str]]:
     return [{"path": path, "reason": reason} for path, reason in sorted(found.items())]
 
 
-def print_status(settings: Settings, as_json: bool = False) -> int:
-    """Print the status; 0, or 1 when paths are in error, a pause holds or a folder could not
-    be read."""
+def chosen_folders(settings: Settings, name: str | None) -> list[tuple[str, Settings]]:
+    """Every folder of the config, or the one ``--folder`` names (ConfigError if none is)."""
+    folders = settings.folders()
+    if name is None:
+        return folders
+    found = [f for f in folders if f[0] == name]
+    if not found:
+        names = ", ".join(n for n, _ in folders if n) or "none (the config has one root)"
+        raise ConfigError(f"no folder named {name!r}; the config's folders: {names}")
+    return found
+
+
+def _sections(folders: list[tuple[str, Settings]], show: Callable[[Settings], int]) -> int:
+    """``show`` for each folder, each under its name when there are several; the worst code."""
+    code = 0
+    for index, (name, one) in enumerate(folders):
+        if len(folders) > 1 or name:
+            print(f"{chr(10) if index else ''}folder {name}")
+        code = max(code, show(one))
+    return code
+
+
+def print_status(settings: Settings, as_json: bool = False, folder: str | None = None) -> int:
+    """Print the status of every folder (or the one named); 0, or 1 when paths are in error, a
+    pause holds or a folder could not be read."""
+    folders = chosen_folders(settings, folder)
+    if as_json and settings.folder:
+        items = [{"folder": name, **status_data(one)} for name, one in folders]
+        print(json.dumps({"folders": items}, indent=2))
+        return 1 if any(_failing(item) for item in items) else 0
+    return _sections(folders, lambda one: _print_status(one, as_json))
+
+
+def _failing(data: dict[str, Any]) -> bool:
+    return bool(data["errors"] or data["paused"] or data["unreadable"])
+
+
+def _print_status(settings: Settings, as_json: bool) -> int:
     data = status_data(settings)
-    failing = bool(data["errors"] or data["paused"] or data["unreadable"])
+    failing = _failing(data)
     if as_json:
         print(json.dumps(data, indent=2))
         return 1 if failing else 0
@@ -185,6 +241,24 @@ LS_FORMATS = ("text", "json", "blocks", "resources")
 
 
 def print_ls(
+    settings: Settings, prefix: str = "", fmt: str = "text", mount_name: str | None = None,
+    folder: str | None = None,
+) -> int:
+    """:func:`print_one_ls` for every folder (or the one named): text under each folder's name,
+    the JSON formats as one array (``json`` items then carry their ``folder``)."""
+    folders = chosen_folders(settings, folder)
+    if fmt == "text" or len(folders) == 1:
+        return _sections(folders, lambda one: print_one_ls(one, prefix, fmt, mount_name))
+    out: list[dict[str, Any]] = []
+    for name, one in folders:
+        items = _ls_items(one, prefix, fmt, mount_name)
+        out += [{"folder": name, **i} for i in items] if fmt == "json" else items
+    json.dump(out, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def print_one_ls(
     settings: Settings, prefix: str = "", fmt: str = "text", mount_name: str | None = None
 ) -> int:
     """Print the synced files (optionally below a path prefix) in one of ``LS_FORMATS``.
@@ -203,17 +277,30 @@ def print_ls(
     """
     if fmt not in LS_FORMATS:
         raise ValueError(f"unknown ls format {fmt!r}")
-    mount = _mount_name(settings, mount_name) if fmt == "resources" else ""
+    if fmt == "text":
+        for path, synced in _synced_rows(settings, prefix):
+            print(f"{synced.file_id}  {synced.size:>12}  {escape_path(path)}")
+        return 0
+    json.dump(_ls_items(settings, prefix, fmt, mount_name), sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def _synced_rows(settings: Settings, prefix: str) -> list[tuple[str, Synced]]:
     with Journal.open_readonly(settings.journal_path) as journal:
-        rows = [
+        return [
             (row.path, row.synced)
             for row in journal.iter_rows()
             if row.synced is not None and row.path.startswith(prefix)
         ]
-    if fmt == "text":
-        for path, synced in rows:
-            print(f"{synced.file_id}  {synced.size:>12}  {escape_path(path)}")
-        return 0
+
+
+def _ls_items(
+    settings: Settings, prefix: str, fmt: str, mount_name: str | None
+) -> list[dict[str, Any]]:
+    """One folder's files as ``json``, ``blocks`` or ``resources`` items."""
+    mount = _mount_name(settings, mount_name) if fmt == "resources" else ""
+    rows = _synced_rows(settings, prefix)
     out: list[dict[str, Any]] = []
     skipped = 0
     for path, synced in rows:
@@ -239,9 +326,7 @@ def print_ls(
         print(f"syncd: warning: skipped {skipped} file{'s' if skipped != 1 else ''} whose path"
               " is not valid UTF-8 and cannot be a mount path; rename to include them",
               file=sys.stderr)
-    json.dump(out, sys.stdout, indent=2)
-    print()
-    return 0
+    return out
 
 
 def _mount_name(settings: Settings, given: str | None) -> str:
@@ -251,7 +336,7 @@ def _mount_name(settings: Settings, given: str | None) -> str:
         if problem:
             raise ConfigError(f"--mount-name {given!r} {problem}; give a plain folder name")
         return given
-    name = os.path.basename(os.path.abspath(settings.root.expanduser()))
+    name = os.path.basename(os.path.abspath(settings.root_dir.expanduser()))
     problem = mount_name_problem(name)
     if problem:
         raise ConfigError(f"the root folder's name {name!r} {problem}, so it cannot be the"
@@ -277,7 +362,12 @@ def _escape_other(ch: str) -> str:
     return ch
 
 
-def print_errors(settings: Settings) -> int:
+def print_errors(settings: Settings, folder: str | None = None) -> int:
+    """:func:`print_one_errors` for every folder (or the one named), each under its name."""
+    return _sections(chosen_folders(settings, folder), print_one_errors)
+
+
+def print_one_errors(settings: Settings) -> int:
     """Print the paths in error state and the folders the last scan could not read; 1 if
     there are any."""
     with Journal.open_readonly(settings.journal_path) as journal:

@@ -198,6 +198,12 @@ class DirtyQueue:
             self._held[path] = _Hold(entry.lane if entry else Lane.BACKLOG, entry)
             return True
 
+    def lane_of(self, path: str) -> Lane | None:
+        """The lane of a path a worker holds (None when nobody holds it)."""
+        with self._cond:
+            hold = self._held.get(path)
+            return None if hold is None else hold.lane
+
     def held(self) -> frozenset[str]:
         """Paths a worker holds right now."""
         with self._cond:

@@ -14,15 +14,16 @@ queues what changed while syncd was down.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import structlog
 
-from syncd.config import Settings
+from syncd.config import Settings, resolve_api_key
 from syncd.engine import dirtyqueue
 from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate, delete_owed, flush_tombstones
@@ -33,7 +34,7 @@ from syncd.engine.manifest import manifest_data, write_manifest
 from syncd.engine.progress import PassProgress
 from syncd.engine.quota import QuotaPause
 from syncd.engine.reconcile import Reconciler
-from syncd.engine.wiring import bind_workspace, make_client
+from syncd.engine.wiring import bind_workspace, make_client, make_pacer
 from syncd.engine.worker import Syncer
 from syncd.errors import JournalError, SafetyStop, SyncdError
 from syncd.journal import Journal
@@ -48,6 +49,7 @@ from syncd.model import stamp
 from syncd.remote.client import FilesClient
 from syncd.remote.expiry import mark_expiring
 from syncd.remote.throttle import WarnOnce
+from syncd.remote.turns import Turns
 
 log = structlog.get_logger("syncd.daemon")
 Reload = Callable[[], Settings]
@@ -76,12 +78,14 @@ class Mirror:
         client: FilesClient | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        name: str = "",
     ) -> None:
+        self.name = name  # the folder's name when one process mirrors several ("" for one)
         self.settings = settings
         self.options = options or Options()
         self.clock = clock
         self.metrics = metrics or Metrics()
-        self.root = settings.root.expanduser().absolute()
+        self.root = settings.root_dir.expanduser().absolute()
         self.client = client or make_client(settings, self.metrics)
         self.journal = Journal.open(
             settings.journal_path, os.fsdecode(self.root), settings.remote.base_url,
@@ -427,3 +431,28 @@ class Mirror:
         """A full reconcile pass now: the listing against the journal (repairs what events
         missed, resolves intents, deletes our orphans)."""
         self.reconciler.run()
+
+
+@contextlib.contextmanager
+def open_mirrors(settings: Settings, options: Options | None = None) -> Iterator[list[Mirror]]:
+    """One Mirror per folder of the config. Several folders share one pacer (one request
+    budget, taken in turns: live edits first, then the folders round robin, see
+    :mod:`syncd.remote.turns`), one metrics registry (a ``folder`` label) and the process; each
+    has its own journal, client and workspace binding. All are closed on leaving."""
+    folders = settings.folders()
+    if not settings.folder:
+        with Mirror(settings, options) as one:
+            yield [one]
+        return
+    metrics = Metrics()
+    turns = Turns(make_pacer(settings, resolve_api_key(settings)[0]))
+    with contextlib.ExitStack() as stack:
+        mirrors = []
+        for name, folder in folders:
+            tally = metrics.for_folder(name)
+            client = make_client(folder, tally, turns.folder(name))
+            mirrors.append(stack.enter_context(
+                Mirror(folder, options, client=client, metrics=tally, name=name)))
+            log.info("folder", folder=name, root=str(folder.root_dir),
+                     name_prefix=folder.remote.name_prefix)
+        yield mirrors

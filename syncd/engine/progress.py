@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from syncd.metrics import Metrics
-from syncd.remote.pacer import Pacer
+from syncd.remote.pacer import Pacing
 
 log = structlog.get_logger("syncd.progress")
 
@@ -31,7 +31,7 @@ class Snapshot:
     pacing: str  # "" or why requests are being held back
 
 
-def pacing_note(pacer: Pacer) -> str:
+def pacing_note(pacer: Pacing) -> str:
     """A short explanation when the pacer is what limits speed."""
     paused = pacer.paused_for()
     if paused > 0:
@@ -45,7 +45,7 @@ class PassProgress:
     def __init__(
         self,
         metrics: Metrics,
-        pacer: Pacer,
+        pacer: Pacing,
         remaining: Callable[[], int],
         files_total: int,
         bytes_total: int,

@@ -11,17 +11,21 @@ upload committed while paging is never mistaken for an orphan):
   without having expired, the listing is not believed: nothing is done, and status says why;
 - a listed file that the journal does not track but that matches an upload intent (same remote
   name, same size, created after the intent started, give or take ``CLOCK_SKEW`` and however
-  far the service's clock is learnt to lag ours) is ours: the newest is adopted when the
-  local file is still exactly what was being uploaded, every other match is deleted;
+  far the service's clock is learnt to lag ours; :mod:`syncd.engine.intents`) is ours: the
+  newest is adopted when the local file is still exactly what was being uploaded, every other
+  match is deleted;
 - everything else (session outputs included) is foreign: counted, never touched (invariant 1).
 
 A listing that never ends (a server handing out fresh cursors forever) is cut off at 10 times
 the pages of the last complete listing plus 100, and fails like any incomplete listing.
 
-At start-up the whole listing is paged only when one is owed (:func:`startup_listing`: no
-complete listing yet, uploads in flight, a refusal, the periodic pass due); otherwise one
-``limit=1`` request proves the key and the workspace, and the periodic pass comes when the last
-one's interval ends.
+At start-up the whole listing is paged only when one is owed (:func:`full_listing_owed`: no
+complete listing yet, a refusal, the periodic pass due). Uploads in flight at the last stop are
+looked for in the newest pages only (:meth:`Reconciler.resolve_intents`), which decide nothing
+but those intents; a listing that is not newest first is paged on to its end instead.
+Otherwise one ``limit=1`` request proves the key and the workspace. The periodic pass comes
+when the last one's interval ends, that interval stretched so that listing spends at most
+``[sync] reconcile_budget_share`` of the request budget (:func:`full_pass_interval`).
 
 Memory: the listing is streamed into a compact :class:`~syncd.remote.listing.Listing` (our
 known ids entered first, File objects kept only for files we did not know), and the snapshot
@@ -43,6 +47,13 @@ import structlog
 from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate, delete_owed, guard_problem
 from syncd.engine.dirtyqueue import DirtyQueue
+from syncd.engine.intents import (
+    WINDOW_MAX_PAGES,
+    Window,
+    match_intents,
+    slack,
+    window_matches,
+)
 from syncd.errors import LocalFileError
 from syncd.journal import Journal
 from syncd.local.fs import hash_unchanged
@@ -52,13 +63,9 @@ from syncd.remote.listing import Listing
 from syncd.remote.protocol import LIST_LIMIT
 
 log = structlog.get_logger("syncd.reconcile")
-CLOCK_SKEW = 60.0  # seconds our clock may run ahead of the service's created_at
-# A learnt skew widens the window by at most this: a service claiming a date years back must not
-# make every same-named, same-sized foreign file match an intent.
-MAX_SKEW = 3600.0
-INTENT_GRACE = 30.0  # seconds an upload must be old before a listing without its copy ends it
 PAGES_META = "listing_pages"  # pages of the last complete listing
 LISTED_META = "last_listing"  # unix time a complete listing began (the last full pass)
+INTERVAL_META = "full_pass_interval"  # seconds between full passes, as last scheduled
 PAGE_CAP_FACTOR, PAGE_CAP_MARGIN = 10, 100
 REUPLOAD_OVERRIDE = "`syncd sync --allow-mass-reupload`"
 
@@ -154,14 +161,14 @@ def plan(
     )
     if refused:
         return Plan(foreign=others, ours=ours, refused=refused)
-    slack = CLOCK_SKEW + min(max(0.0, -clock_skew), MAX_SKEW)
-    adopt, orphans, spent = _match_intents(unknown, snap, listed_since, held, slack)
-    matched = {f.id for _, f in adopt} | {f.id for _, f in orphans}
+    found = match_intents(unknown, snap.intents, snap.rows, listed_since, held,
+                          slack(clock_skew))
+    matched = {f.id for _, f in found.adopt} | {f.id for _, f in found.orphans}
     return Plan(
         missing=missing,
-        adopt=tuple(adopt),
-        orphans=tuple(orphans),
-        spent_intents=tuple(spent),
+        adopt=found.adopt,
+        orphans=found.orphans,
+        spent_intents=found.spent,
         foreign=others - len(matched),
         ours=ours,
     )
@@ -202,73 +209,17 @@ def _expired(listed: float | None, recorded: float | None, listed_since: float) 
     return expires is not None and expires <= listed_since
 
 
-def _match_intents(
-    unknown: list[RemoteFile], snap: Snapshot, listed_since: float, held: frozenset[str],
-    slack: float,
-) -> tuple[list[tuple[Intent, RemoteFile]], list[tuple[Intent, RemoteFile]], list[Intent]]:
-    """Pair lost uploads with their intents, per path: adopt at most one, delete the rest."""
-    adopt: list[tuple[Intent, RemoteFile]] = []
-    orphans: list[tuple[Intent, RemoteFile]] = []
-    spent: list[Intent] = []
-    taken: set[str] = set()
-    by_path: dict[str, list[Intent]] = {}
-    for intent in snap.intents:
-        if intent.path not in held and intent.started_at < listed_since:
-            by_path.setdefault(intent.path, []).append(intent)
-    for path, intents in by_path.items():
-        matches: list[tuple[Intent, RemoteFile]] = []
-        # Newest intent first: each copy pairs with the latest upload it can be from, so the
-        # copy adopted is checked against the version that was actually sent.
-        for intent in sorted(intents, key=lambda i: i.started_at, reverse=True):
-            for f in unknown:
-                if f.id not in taken and _matches(intent, f, slack):
-                    taken.add(f.id)
-                    matches.append((intent, f))
-        if not matches:
-            # A listing can lie "complete and empty" (found by the simulation: a restart during
-            # such a spell dropped the intents, and their copies stayed forever as if foreign).
-            # No copy found is trusted only once the upload is INTENT_GRACE old at listing time.
-            spent.extend(i for i in intents if i.started_at < listed_since - INTENT_GRACE)
-            continue
-        spent.extend(intents)
-        matches.sort(key=lambda m: m[1].created_at)
-        newest = matches[-1]
-        row = snap.rows.get(path)
-        if _adoptable(newest[0], row):
-            adopt.append(newest)
-            matches = matches[:-1]
-        orphans.extend(matches)
-    return adopt, orphans, spent
-
-
-def _matches(intent: Intent, remote: RemoteFile, slack: float) -> bool:
-    """Same name, same size, created after the intent started (``slack`` seconds of doubt)."""
-    created = remote.created_at.timestamp()
-    return (
-        remote.filename == intent.remote_name
-        and remote.size_bytes == intent.size
-        and created >= intent.started_at - slack
-    )
-
-
-def _adoptable(intent: Intent, row: FileRow | None) -> bool:
-    """A lost upload can stand in for the path only if no later upload has been committed."""
-    return row is None or row.synced is None or row.synced.synced_at < intent.started_at
-
-
-def startup_listing(
-    last_listing: float | None, now: float, interval: float, intents: int, refused: bool
+def full_listing_owed(
+    last_listing: float | None, now: float, interval: float, refused: bool
 ) -> str | None:
-    """Why the start-up must list the whole workspace, or None when one request will do.
+    """Why the start-up must list the whole workspace, or None.
 
-    A full listing is owed when none was ever completed (a new or rebuilt journal), when
-    uploads were in flight as syncd stopped (their copies must be found), when the last one was
-    refused, or when the periodic full pass is due (a clock that went back counts as due).
+    A full listing is owed when none was ever completed (a new or rebuilt journal), when the
+    last one was refused, or when the periodic full pass is due (a clock that went back counts
+    as due).
     """
     if last_listing is None:
         return "no complete listing recorded yet"
-    if intents:
-        return f"{intents} upload(s) were in flight when syncd stopped"
     if refused:
         return "the last reconcile was refused"
     if not 0 <= now - last_listing < interval:
@@ -276,26 +227,63 @@ def startup_listing(
     return None
 
 
+def startup_listing(
+    last_listing: float | None, now: float, interval: float, intents: int, refused: bool
+) -> str | None:
+    """Why the start-up must page the listing, or None when one request will do: a full
+    listing owed (:func:`full_listing_owed`), or uploads in flight as syncd stopped, whose
+    copies are looked for in the newest pages."""
+    owed = full_listing_owed(last_listing, now, interval, refused)
+    if owed is None and intents:
+        return f"{intents} upload(s) were in flight when syncd stopped"
+    return owed
+
+
+def full_pass_interval(base: float, pages: int, share: float, per_minute: float) -> float:
+    """Seconds between periodic full passes: ``base``, stretched so that listing ``pages``
+    pages spends at most ``share`` of a budget of ``per_minute`` requests a minute."""
+    if pages <= 0 or share <= 0 or per_minute <= 0:
+        return base
+    return max(base, 60.0 * pages / (share * per_minute))
+
+
 class Reconciler:
-    """Runs a reconcile against the service and applies its plan, path by path."""
+    """Runs a reconcile against the service and applies its plan, path by path.
+
+    ``budget_share``: the share of the request budget the periodic full pass may spend
+    (``[sync] reconcile_budget_share``), see :meth:`full_pass_interval`.
+    """
 
     def __init__(
-        self, ctx: SyncContext, gate: DeleteGate, max_missing_fraction: float = 1.0
+        self, ctx: SyncContext, gate: DeleteGate, max_missing_fraction: float = 1.0,
+        budget_share: float = 0.05,
     ) -> None:
         self.ctx = ctx
         self.gate = gate
         self.max_missing_fraction = max_missing_fraction
+        self.budget_share = budget_share
         self.last: Plan | None = None
 
     def last_refusal(self) -> str | None:
         """Why the last reconcile changed nothing (a listing lacking too many files), or None."""
         return self.last.refused if self.last else None
 
+    def full_pass_interval(self, base: float) -> float:
+        """Seconds until the next periodic full pass: ``base`` stretched so that the pages of
+        the last complete listing spend at most ``budget_share`` of the client's request
+        budget (:func:`full_pass_interval`); recorded for `syncd status`."""
+        interval = full_pass_interval(base, self._last_pages(), self.budget_share,
+                                      self.ctx.client.budget_per_minute())
+        self.ctx.journal.set_meta(INTERVAL_META, repr(interval))
+        return interval
+
     def start_up(self, interval: float, force: bool = False) -> float:
-        """The start-up reconcile: a full pass only when :func:`startup_listing` says one is
-        owed (or ``force``); otherwise one ``limit=1`` request proves the key and the workspace.
-        Returns the
-        seconds until the next full pass is due.
+        """The start-up reconcile; returns the seconds until the next full pass is due.
+
+        A full pass only when :func:`full_listing_owed` says one is owed (or ``force``). Else,
+        with uploads in flight at the last stop, their copies are looked for in the newest
+        pages (:meth:`resolve_intents`); else one ``limit=1`` request proves the key and the
+        workspace. ``interval`` is stretched by :meth:`full_pass_interval`.
 
         The probe is evidence of one thing more: a workspace that lists nothing while the
         journal holds copies (a key moved to an empty workspace) gets the full pass at once.
@@ -303,20 +291,82 @@ class Reconciler:
         ctx = self.ctx
         journal = ctx.journal
         now = ctx.clock()
+        base, interval = interval, self.full_pass_interval(interval)
         last = read_stamp(journal.get_meta(LISTED_META))
-        reason = "asked for" if force else startup_listing(
-            last, now, interval, len(journal.intents()), bool(journal.get_meta("reconcile_refused"))
+        intents = journal.intents()
+        reason = "asked for" if force else full_listing_owed(
+            last, now, interval, bool(journal.get_meta("reconcile_refused"))
         )
-        if reason is None and not ctx.client.list_page(limit=1).data and journal.counts().synced:
+        if reason is None and intents:
+            if self.resolve_intents(intents):
+                return self.full_pass_interval(base)
+        elif reason is None and not ctx.client.list_page(limit=1).data and journal.counts().synced:
             reason = "the workspace lists nothing and the journal holds copies"
         if reason is not None or last is None:
             log.info("listing the workspace", reason=reason)
             self.run()
-            return interval
+            return self.full_pass_interval(base)
         due = last + interval - now
         log.info("start-up listing skipped", last_listing=rfc3339(last),
                  next_full_pass_in_s=round(due))
         return due
+
+    def resolve_intents(self, intents: list[Intent]) -> bool:
+        """Look for the copies of ``intents`` in the newest pages (:class:`Window`) and adopt or
+        delete them; True if this became a full pass instead.
+
+        The pages read are never thrown away: a listing that turns out not to be newest first,
+        or whose window runs deeper than WINDOW_MAX_PAGES, is paged on to its end and
+        reconciled as a full pass, as is one that ended before the window was enough.
+        """
+        ctx = self.ctx
+        remote = ctx.client
+        started, t0 = ctx.clock(), time.monotonic()
+        log.info("looking for lost uploads in the newest pages", intents=len(intents))
+        window = Window.of(intents)
+        count = [0]
+        pages = remote.iter_pages(max_pages=self._page_cap(),
+                                  on_page=lambda n: count.__setitem__(0, n))
+        for page in pages:
+            if window.read(page.data, slack(remote.clock_skew())):
+                pages.close()
+                self._apply_window(window, started, t0)
+                return False
+            if not window.ordered or window.pages >= WINDOW_MAX_PAGES:
+                log.info("listing the whole workspace",
+                         reason="the listing is not newest first" if not window.ordered
+                         else f"the lost uploads may lie beyond {window.pages} pages")
+                break
+        listing = Listing(_our_ids(ctx.journal))
+        for f in window.files:
+            listing.add(f)
+        for page in pages:  # on to the end, if the window stopped short of it
+            for f in page.data:
+                listing.add(f)
+        ctx.journal.set_meta(PAGES_META, str(count[0]))
+        self._reconcile(remote, listing, started, t0)
+        return True
+
+    def _apply_window(self, window: Window, started: float, t0: float) -> None:
+        """Adopt or delete the lost uploads a window that was enough holds. A window is not a
+        complete listing: no meta of the full pass is written, nothing else is decided."""
+        ctx = self.ctx
+        journal = ctx.journal
+        ids = {f.id for f in window.files}
+        ours = {c[1] for c in journal.iter_copies() if c[1] in ids}  # read after the listing
+        ours.update(t.file_id for t in journal.tombstones() if t.file_id in ids)
+        ours.update(self.gate.recently_deleted())
+        intents = journal.intents()
+        rows = {i.path: r for i in intents if (r := journal.get(i.path)) is not None}
+        found = window_matches(window, ours, intents, rows, started, ctx.queue.held())
+        self._apply(Plan(adopt=found.adopt, orphans=found.orphans, spent_intents=found.spent))
+        log.info(
+            "lost uploads resolved from the newest pages", pages=window.pages,
+            listed=len(window.files), adopted=len(found.adopt),
+            orphans_deleted=len(found.orphans),
+            left_open=len(intents) - len(found.spent),
+            duration_ms=round((time.monotonic() - t0) * 1000, 1),
+        )
 
     def run(self, client: FilesClient | None = None) -> Plan:
         """List everything, plan, apply; return the plan.
@@ -329,6 +379,14 @@ class Reconciler:
         started = ctx.clock()
         t0 = time.monotonic()
         listing = self._list(remote, _our_ids(ctx.journal))
+        return self._reconcile(remote, listing, started, t0)
+
+    def _reconcile(
+        self, remote: FilesClient, listing: Listing, started: float, t0: float
+    ) -> Plan:
+        """Plan a complete listing (begun at ``started``) against the journal, apply it, and
+        record the full pass."""
+        ctx = self.ctx
         snap = snapshot(ctx.journal, listing, started)
         recent = frozenset(self.gate.recently_deleted())
         result = plan(listing, snap, started, ctx.queue.held(), recent, self.max_missing_fraction,
@@ -351,19 +409,30 @@ class Reconciler:
         )
         return result
 
-    def _list(self, client: FilesClient, ours: Iterable[str]) -> Listing:
-        """The whole listing, at most 10 x the pages of the last complete one + 100 pages,
-        streamed into a compact :class:`Listing` expecting ``ours`` (kept without details)."""
+    def _last_pages(self) -> int:
+        """Pages of the last complete listing (before one: the journal's copies, 1000 a page)."""
+        known = self.ctx.journal.get_meta(PAGES_META) or ""
+        if known.isdigit():
+            return int(known)
+        return math.ceil(self.ctx.journal.counts().synced / LIST_LIMIT)
+
+    def _page_cap(self) -> int:
+        """At most 10 x the pages of the last complete listing (or the journal's estimate,
+        whichever is more) + 100 pages."""
         journal = self.ctx.journal
         known = journal.get_meta(PAGES_META) or ""
         estimate = math.ceil(journal.counts().synced / LIST_LIMIT)  # no listing yet: the journal
         last = max(int(known) if known.isdigit() else 0, estimate)
+        return PAGE_CAP_FACTOR * last + PAGE_CAP_MARGIN
+
+    def _list(self, client: FilesClient, ours: Iterable[str]) -> Listing:
+        """The whole listing, at most :meth:`_page_cap` pages, streamed into a compact
+        :class:`Listing` expecting ``ours`` (kept without details)."""
         pages = [0]
         listing = Listing.of(client.iter_files(
-            max_pages=PAGE_CAP_FACTOR * last + PAGE_CAP_MARGIN,
-            on_page=lambda n: pages.__setitem__(0, n),
+            max_pages=self._page_cap(), on_page=lambda n: pages.__setitem__(0, n),
         ), ours)
-        journal.set_meta(PAGES_META, str(pages[0]))
+        self.ctx.journal.set_meta(PAGES_META, str(pages[0]))
         return listing
 
     def _apply(self, result: Plan) -> None:

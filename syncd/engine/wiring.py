@@ -4,25 +4,42 @@ workspace. Built here once for every driver (`syncd sync`, `run`, `rebuild`, `ch
 
 from __future__ import annotations
 
-from syncd.config import Settings, resolve_api_key
+from syncd.config import Settings, resolve_api_key, resolve_shared_budget_password
 from syncd.errors import WorkspaceMismatch
 from syncd.journal import Journal
 from syncd.metrics import Metrics
 from syncd.remote.client import FilesClient, WorkspaceGuard
-from syncd.remote.pacer import Pacer
+from syncd.remote.pacer import Pacer, Pacing
 
 
-def make_client(settings: Settings, metrics: Metrics | None = None) -> FilesClient:
-    """The client the config describes: key, URL, API version, pacing, retries, expiry."""
+def make_client(
+    settings: Settings, metrics: Metrics | None = None, pacer: Pacing | None = None
+) -> FilesClient:
+    """The client the config describes: key, URL, API version, pacing, retries, expiry.
+    ``pacer``: the one the folders of a process share (default: a new one)."""
     key, _source = resolve_api_key(settings)
     remote = settings.remote
     return FilesClient(
         key, remote.base_url, api_version=remote.api_version,
         expires_in_seconds=remote.expires_in_seconds,
-        pacer=Pacer(remote.requests_per_minute, remote.burst),
+        pacer=pacer or make_pacer(settings, key),
         max_retries=remote.max_retries, timeout=remote.timeout_seconds,
         observer=metrics.request if metrics else None,
         on_retry=metrics.retry_wait if metrics else None,
+    )
+
+
+def make_pacer(settings: Settings, key: str) -> Pacing:
+    """This process's pacer, or with ``[remote] shared_budget`` one shared through Redis."""
+    remote = settings.remote
+    if remote.shared_budget is None:
+        return Pacer(remote.requests_per_minute, remote.burst)
+    from syncd.remote.sharedpacer import SharedPacer, budget_scope  # imports redis
+
+    return SharedPacer(
+        remote.shared_budget, remote.requests_per_minute, remote.burst,
+        scope=budget_scope(remote.base_url, key, remote.workspace_id),
+        expected_hosts=remote.expected_hosts, password=resolve_shared_budget_password(settings),
     )
 
 

@@ -20,6 +20,7 @@ from syncd import logs
 from syncd.engine.context import SyncContext
 from syncd.engine.decide import Action, decide, decide_after_hash, retry_backoff
 from syncd.engine.dirtyqueue import DirtyQueue
+from syncd.engine.lanes import Lane
 from syncd.errors import (
     ApiError,
     AuthenticationFailed,
@@ -38,6 +39,7 @@ from syncd.local.scan import local_stat
 from syncd.model import Failure, FileRow, LocalStat, Synced
 from syncd.remote.names import encode_name
 from syncd.remote.throttle import WarnOnce
+from syncd.remote.turns import LIVE
 
 log = structlog.get_logger("syncd.worker")
 
@@ -292,6 +294,8 @@ class WorkerPool:
             return
         with self._lock:
             self.busy += 1
+        # Its requests go first when folders share one budget (syncd.remote.turns).
+        live = LIVE.set(self._queue.lane_of(path) is Lane.LIVE)
         try:
             self._syncer.process(path)
         except JournalMismatchError as exc:  # another workspace: stop before acting
@@ -310,6 +314,7 @@ class WorkerPool:
             log.exception("unexpected error", path=path, error=repr(exc))
             self._queue.defer_for(path, 60)
         finally:
+            LIVE.reset(live)
             with self._lock:
                 self.busy -= 1
             self._queue.done(path)

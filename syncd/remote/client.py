@@ -53,7 +53,7 @@ from syncd.errors import (
 from syncd.local.fs import Opener, fstat, open_path
 from syncd.model import LocalStat
 from syncd.remote.names import filename_problem
-from syncd.remote.pacer import Pacer, Sleep
+from syncd.remote.pacer import Pacer, Pacing, Sleep
 from syncd.remote.protocol import (
     API_VERSIONS,
     BETA_VERSION,
@@ -322,7 +322,7 @@ class FilesClient:
         api_version: ApiVersion = GA_VERSION,
         workspace: WorkspaceGuard | None = None,
         expires_in_seconds: int | None = None,
-        pacer: Pacer | None = None,
+        pacer: Pacing | None = None,
         transport: httpx.BaseTransport | None = None,
         max_retries: int = 4,
         timeout: float = 60.0,
@@ -425,6 +425,11 @@ class FilesClient:
         """Seconds the service's clock runs ahead of ours (negative: behind), from ``date``."""
         return self.skew.seconds()
 
+    def budget_per_minute(self) -> float:
+        """The request budget: the limit the service announced (less the margin) or the
+        configured rate, not the rate a 429 has backed off to for a while."""
+        return self.rates.ceiling()
+
     def list_page(self, limit: int = LIST_LIMIT, cursor: Cursor | None = None) -> FilePage:
         """One page of the listing, from ``cursor`` (a previous page's ``next``)."""
         params: dict[str, str | int] = {"limit": limit}
@@ -444,6 +449,17 @@ class FilesClient:
         more than ``max_pages`` pages) raises, so no caller can act on part of a listing.
         ``on_page`` is told the number of each page read.
         """
+        for page in self.iter_pages(limit, max_pages, on_page):
+            yield from page.data
+
+    def iter_pages(
+        self, limit: int = LIST_LIMIT, max_pages: int | None = None,
+        on_page: Callable[[int], None] | None = None,
+    ) -> Generator[FilePage, None, None]:
+        """The listing's pages in the order the service sends them, on the rules of
+        :meth:`iter_files` (it ends only after the last page; anything else raises). A caller
+        that stops early holds part of a listing: evidence of what it shows, never of what it
+        lacks."""
         cursor: Cursor | None = None
         seen: set[Cursor] = set()
         pages = 0
@@ -452,7 +468,7 @@ class FilesClient:
             pages += 1
             if on_page is not None:
                 on_page(pages)
-            yield from page.data
+            yield page
             if page.next is None:
                 return
             if page.next in seen:

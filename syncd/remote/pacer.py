@@ -13,10 +13,35 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 _EPSILON = 1e-6  # below a clock's useful resolution: treat as "now" so waits always end
+
+
+class Pacing(Protocol):
+    """What the client, the rate learner and progress use of a pacer: this module's
+    :class:`Pacer` (one process) or :class:`~syncd.remote.sharedpacer.SharedPacer` (hosts
+    sharing one budget in Redis)."""
+
+    @property
+    def configured(self) -> float: ...  # as given (a DefaultRate: the user chose none)
+    @property
+    def rate(self) -> float: ...  # requests a second, the rate in force
+    @property
+    def burst(self) -> int: ...
+    @property
+    def waited(self) -> float: ...  # total seconds callers spent waiting
+    @property
+    def requests_per_minute(self) -> float: ...
+    @property
+    def clock(self) -> Clock: ...
+
+    def set_rate(self, requests_per_minute: float) -> None: ...
+    def acquire(self) -> float: ...
+    def pause_for(self, seconds: float) -> None: ...
+    def paused_for(self) -> float: ...
 
 
 class Pacer:

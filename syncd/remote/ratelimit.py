@@ -49,7 +49,7 @@ from datetime import datetime
 
 import structlog
 
-from syncd.remote.pacer import Pacer
+from syncd.remote.pacer import Pacing
 from syncd.remote.protocol import DefaultRate
 
 LIMIT_HEADER = "anthropic-ratelimit-requests-limit"
@@ -149,7 +149,7 @@ def _retry_after(headers: Mapping[str, str], now: float, ignored: list[str]) -> 
 
 
 class RateLearner:
-    """Sets a :class:`Pacer`'s rate from the answers it is shown. Thread-safe.
+    """Sets a pacer's rate from the answers it is shown. Thread-safe.
 
     ``explicit`` (default: the pacer's configured rate is not a DefaultRate) makes the
     configured rate a cap. ``wall`` is the service's clock as we best know it (unix time), for
@@ -157,7 +157,7 @@ class RateLearner:
     """
 
     def __init__(
-        self, pacer: Pacer, *, explicit: bool | None = None, wall: Callable[[], float] = time.time
+        self, pacer: Pacing, *, explicit: bool | None = None, wall: Callable[[], float] = time.time
     ) -> None:
         self._pacer = pacer
         self.configured = float(pacer.configured)

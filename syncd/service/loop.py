@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -121,7 +121,8 @@ class Janitor:
                 interval = sync.reconcile_interval_seconds
                 next_reconcile = time.monotonic() + min(interval, RECONCILE_RETRY)
                 daemon.reconciler.run()
-                next_reconcile = time.monotonic() + interval
+                # Stretched so that listing spends at most [sync] reconcile_budget_share.
+                next_reconcile = time.monotonic() + daemon.reconciler.full_pass_interval(interval)
         except (AuthenticationFailed, JournalMismatchError) as exc:
             daemon.on_fatal(exc)
         except JournalError as exc:
@@ -145,9 +146,16 @@ class Timers:
     failures: FailureLog = field(default_factory=lambda: FailureLog("loop turn failed"))
 
 
-def status_line(daemon: Mirror) -> str:
+def status_line(mirrors: Mirror | Sequence[Mirror]) -> str:
     """One line for `systemctl status`: synced, pending, errors, every pause and its reason,
-    last reconcile."""
+    last reconcile; with several folders, one such part per folder, each named."""
+    group = _group(mirrors)
+    if len(group) == 1:
+        return _folder_line(group[0])
+    return " | ".join(f"{m.name}: {_folder_line(m)}" for m in group)
+
+
+def _folder_line(daemon: Mirror) -> str:
     try:
         counts = daemon.journal.counts()
         last_time = read_stamp(daemon.journal.get_meta("last_reconcile"))
@@ -163,6 +171,10 @@ def status_line(daemon: Mirror) -> str:
     parts += _pause_labels(daemon)
     last = f"; last reconcile {rfc3339(last_time)}" if last_time is not None else ""
     return ", ".join(parts) + last
+
+
+def _group(mirrors: Mirror | Sequence[Mirror]) -> list[Mirror]:
+    return [mirrors] if isinstance(mirrors, Mirror) else list(mirrors)
 
 
 def _pause_labels(daemon: Mirror) -> list[str]:
@@ -187,34 +199,70 @@ def _clause(reason: str) -> str:
     return reason.split(";", 1)[0].strip()
 
 
+@dataclass
+class _Run:
+    """One mirror in the loop: its threads, its timers and what its start-up scan found."""
+
+    mirror: Mirror
+    pool: WorkerPool
+    janitor: Janitor
+    timers: Timers
+    scanned: ScanResult
+
+
 def run_daemon(
-    daemon: Mirror,
+    mirrors: Mirror | Sequence[Mirror],
     stop: threading.Event,
     on_ready: Callable[[], None] | None = None,
     notifier: Notifier | None = None,
 ) -> int:
     """Mirror until ``stop`` is set (serving metrics when configured); return the exit code.
-    A fatal error that stopped the loop is raised."""
-    listen = daemon.settings.metrics
-    if listen.listen:
-        daemon.metrics.serve(listen.listen, listen.is_loopback())
-    code = run_loop(daemon, stop, notifier or Notifier(), on_ready, daemon.options.progress)
-    if daemon.fatal is not None:
-        raise daemon.fatal
+    A fatal error that stopped the loop (in any folder) is raised."""
+    group = _group(mirrors)
+    first = group[0]
+    listen = first.settings.metrics
+    if listen.listen:  # the folders' metrics share one registry: one server
+        first.metrics.serve(listen.listen, listen.is_loopback())
+    code = run_loop(group, stop, notifier or Notifier(), on_ready, first.options.progress)
+    fatal = next((m.fatal for m in group if m.fatal is not None), None)
+    if fatal is not None:
+        raise fatal
     return code
 
 
 def run_loop(
-    daemon: Mirror,
+    mirrors: Mirror | Sequence[Mirror],
     stop: threading.Event,
     notifier: Notifier,
     on_ready: Callable[[], None] | None = None,
     progress: bool = True,
 ) -> int:
-    """Mirror until ``stop`` is set; 0 on a clean stop."""
-    sync = daemon.settings.sync
-    check_root(daemon.root)  # before any request: a missing root stops here
+    """Mirror every folder until ``stop`` is set; 0 on a clean stop. One loop drives them all:
+    one READY, one STATUS= line, one watchdog that is pinged only while every folder's threads
+    live."""
+    group = _group(mirrors)
+    for mirror in group:
+        check_root(mirror.root)  # before any request: a missing root stops here
     notifier.status("starting: checking the workspace")
+    runs = [_prepare(mirror, stop) for mirror in group]
+    try:  # from the first thread started, so that whatever fails stops every one of them
+        for run in runs:
+            _start(run, progress)
+        notifier.ready(status_line(group))
+        if on_ready:
+            on_ready()
+        while not stop.wait(TICK) and all(m.fatal is None for m in group):
+            _supervised_turn(runs, notifier)
+    finally:
+        stop.set()
+        notifier.stopping()
+        _stop(runs)
+    return 1 if any(m.threads_problem for m in group) else 0
+
+
+def _prepare(daemon: Mirror, stop: threading.Event) -> _Run:
+    """The start-up reconcile and scan of one folder; its threads, built but not started."""
+    sync = daemon.settings.sync
     daemon.publish_pauses()  # the last run's pauses are history now
     first_reconcile = _first_reconcile(daemon)
     scanned = _first_scan(daemon)
@@ -224,32 +272,33 @@ def run_loop(
     )
     now = time.monotonic()
     timers = Timers(scan=now + sync.rescan_interval_seconds, watcher_retry=now + WATCHER_RETRY)
-    janitor = Janitor(daemon, stop, first_reconcile)
-    try:  # from the first thread started, so that whatever fails stops every one of them
-        pool.start()
-        timers.observer = start_watcher(daemon.root, daemon.hints())
-        janitor.start()
-        if progress:
-            timers.first_pass = daemon.progress(scanned).start()
-        notifier.ready(status_line(daemon))
-        if on_ready:
-            on_ready()
-        while not stop.wait(TICK) and daemon.fatal is None:
-            _supervised_turn(daemon, notifier, timers, janitor, pool)
-    finally:
-        stop.set()
-        notifier.stopping()
-        if timers.first_pass:
-            timers.first_pass.stop()
-        stop_watcher(timers.observer)
-        deadline = time.monotonic() + sync.shutdown_timeout_seconds
-        drained = pool.stop(deadline)
-        drained = janitor.join(max(0.0, deadline - time.monotonic())) and drained
-        daemon.drained = drained
+    return _Run(daemon, pool, Janitor(daemon, stop, first_reconcile), timers, scanned)
+
+
+def _start(run: _Run, progress: bool) -> None:
+    run.pool.start()
+    run.timers.observer = start_watcher(run.mirror.root, run.mirror.hints())
+    run.janitor.start()
+    if progress:
+        run.timers.first_pass = run.mirror.progress(run.scanned).start()
+
+
+def _stop(runs: list[_Run]) -> None:
+    """Stop every folder's progress and watcher, then its workers and janitor within the
+    shutdown deadline; write the manifest of each folder that drained."""
+    for run in runs:
+        if run.timers.first_pass:
+            run.timers.first_pass.stop()
+        stop_watcher(run.timers.observer)
+    timeout = max(r.mirror.settings.sync.shutdown_timeout_seconds for r in runs)
+    deadline = time.monotonic() + timeout
+    for run in runs:
+        drained = run.pool.stop(deadline)
+        drained = run.janitor.join(max(0.0, deadline - time.monotonic())) and drained
+        run.mirror.drained = drained
         if drained:
-            _write_manifest(daemon, timers, force=True)
-        log.info("stopped", drained=drained)
-    return 1 if daemon.threads_problem else 0
+            _write_manifest(run.mirror, run.timers, force=True)
+        log.info("stopped", folder=run.mirror.name or None, drained=drained)
 
 
 def _first_reconcile(daemon: Mirror) -> float:
@@ -285,13 +334,12 @@ def _first_scan(daemon: Mirror) -> ScanResult:
         return ScanResult()
 
 
-def _supervise(
-    daemon: Mirror, notifier: Notifier, timers: Timers, janitor: Janitor, pool: WorkerPool
-) -> None:
-    """Restart a dead watcher; vouch for the process to the watchdog only while every other
-    long-lived thread lives (and the janitor turns), else say which one does not."""
-    _restart_dead_watcher(daemon, timers)
-    dead = pool.dead() + ([] if janitor.alive() else ["syncd-janitor"])
+def _supervise(run: _Run) -> str | None:
+    """Restart a dead watcher; say which long-lived thread of this folder is dead, or that its
+    janitor has not turned (None: all live)."""
+    daemon, janitor = run.mirror, run.janitor
+    _restart_dead_watcher(daemon, run.timers)
+    dead = run.pool.dead() + ([] if janitor.alive() else ["syncd-janitor"])
     if dead:
         problem: str | None = (
             f"thread {', '.join(dead)} died (see log); the watchdog is no longer pinged:"
@@ -302,8 +350,7 @@ def _supervise(
     else:
         problem = None
     daemon.note_threads(problem)
-    if problem is None:
-        notifier.ping()
+    return problem
 
 
 def _restart_dead_watcher(daemon: Mirror, timers: Timers) -> None:
@@ -331,21 +378,27 @@ def _retry_watcher(daemon: Mirror, timers: Timers) -> None:
         daemon.request_rescan("watcher started")
 
 
-def _supervised_turn(
-    daemon: Mirror, notifier: Notifier, timers: Timers, janitor: Janitor, pool: WorkerPool
-) -> None:
+def _supervised_turn(runs: list[_Run], notifier: Notifier) -> None:
     """One turn of the loop. Supervision and the watcher's restart are guarded like the rest
     of the turn: an error there is logged (a bug, or a foreign error from watchdog), and the
-    next turn tries again, instead of ending the daemon."""
-    try:
-        _supervise(daemon, notifier, timers, janitor, pool)
-        _retry_watcher(daemon, timers)
-    except Exception as exc:
-        timers.failures.failed(exc)
-    _tick(daemon, notifier, timers)
+    next turn tries again, instead of ending the daemon. The watchdog is pinged only when
+    every folder vouches for its threads."""
+    healthy = True
+    for run in runs:
+        try:
+            healthy = _supervise(run) is None and healthy
+            _retry_watcher(run.mirror, run.timers)
+        except Exception as exc:
+            healthy = False
+            run.timers.failures.failed(exc)
+    if healthy:
+        notifier.ping()
+    for run in runs:
+        _tick(run.mirror, run.timers)
+    notifier.status(status_line([run.mirror for run in runs]))
 
 
-def _tick(daemon: Mirror, notifier: Notifier, timers: Timers) -> None:
+def _tick(daemon: Mirror, timers: Timers) -> None:
     """One turn of the loop: pauses are checked, every job checks whether it is due, and the
     state is published (journal meta for `syncd status`, STATUS= for systemd)."""
     try:
@@ -359,7 +412,6 @@ def _tick(daemon: Mirror, notifier: Notifier, timers: Timers) -> None:
         daemon.on_journal_error(exc)
     except Exception as exc:  # a bug or a foreign error (a manifest that cannot be written)
         timers.failures.failed(exc)
-    notifier.status(status_line(daemon))
 
 
 def _due_jobs(daemon: Mirror, timers: Timers) -> None:

@@ -100,6 +100,8 @@ def test_status_without_a_journal_says_so(tmp_path: Path) -> None:
         ("root = \n", "not valid TOML"),
         ('root = "/tmp"\n[sync]\nbacklog_order = "oldest"\n', "[sync] backlog_order"),
         ('root = "/tmp"\n[sync]\nbacklog_share = 1.5\n', "[sync] backlog_share"),
+        ('root = "/tmp"\n[sync]\nreconcile_budget_share = 0\n',
+         "[sync] reconcile_budget_share"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(tmp_path: Path, toml: str, needle: str) -> None:

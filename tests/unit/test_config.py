@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from syncd.config import (
     CREDENTIAL_NAME,
+    FolderSettings,
     MetricsSettings,
     Settings,
     load_settings,
@@ -80,8 +81,11 @@ def test_example_config_documents_every_key() -> None:
     """Every key of the model appears in the example (commented-out ones count), and no other."""
     text = EXAMPLE.read_text(encoding="utf-8")
     uncommented = re.sub(r"(?m)^# (\w+ = )", r"\1", text)
-    expected = model_keys(Settings)
-    assert expected == toml_keys(tomllib.loads(uncommented))
+    expected = model_keys(Settings) - {"folder"}
+    block = re.sub(r"(?m)^#   ", "", text.split("# [[folder]]\n", 1)[1])
+    folder = set(tomllib.loads(block.split("\n\n", 1)[0]))
+    assert (expected, set(FolderSettings.model_fields)) == (
+        toml_keys(tomllib.loads(uncommented)), folder)
 
 
 def test_unknown_key_is_named(tmp_path: Path) -> None:
@@ -312,6 +316,26 @@ def test_lane_settings_default_to_newest_first_with_a_fifth_for_the_backlog() ->
     assert expected == (sync.lanes, sync.backlog_order, sync.backlog_share)
 
 
+@pytest.mark.parametrize("value", ["0", "-0.1", "1.5", "true", "nan", '"5%"'])
+def test_a_reconcile_budget_share_out_of_range_is_one_line_naming_the_key(
+    tmp_path: Path, value: str
+) -> None:
+    """The full pass's share of the request budget must be in (0, 1]: anything else is refused
+    in one line naming the key and the file."""
+    path = write_config(tmp_path, f'root = "/srv"\n[sync]\nreconcile_budget_share = {value}\n')
+    message = config_error(path)
+    expected = (True, True, False)
+    assert expected == ("[sync] reconcile_budget_share" in message, str(path) in message,
+                        "\n" in message)
+
+
+def test_the_reconcile_budget_share_defaults_to_five_percent_and_may_be_all() -> None:
+    default = load_settings(None, root=Path("/srv")).sync.reconcile_budget_share
+    everything = load_settings(None, root=Path("/srv"),
+                               sync={"reconcile_budget_share": 1}).sync.reconcile_budget_share
+    assert (0.05, 1.0) == (default, everything)
+
+
 @pytest.mark.parametrize(("toml", "env", "explicit"), [
     ("", None, False),
     ("[remote]\nburst = 3\n", None, False),
@@ -329,3 +353,71 @@ def test_requests_per_minute_set_by_the_user_is_a_cap(
     remote = load_settings(write_config(tmp_path, f'root = "/srv/docs"\n{toml}')).remote
     default = isinstance(remote.requests_per_minute, DefaultRate)
     assert (explicit, not explicit) == (remote.requests_per_minute_is_explicit, default)
+
+
+def folders_config(tmp_path: Path, *tables: str, head: str = "") -> Path:
+    """A config of [[folder]] tables over tmp_path/a, tmp_path/b (journals under tmp_path)."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir(exist_ok=True)
+    body = "".join(f"\n[[folder]]\n{t}" for t in tables)
+    return write_config(tmp_path, head + body)
+
+
+def folder(tmp_path: Path, name: str, prefix: str, root: str = "", extra: str = "") -> str:
+    return (f'name = "{name}"\nroot = "{tmp_path / (root or name)}"\nname_prefix = "{prefix}"\n'
+            f'journal = "{tmp_path / (name + ".db")}"\n{extra}')
+
+
+def test_folders_each_get_their_own_settings(tmp_path: Path) -> None:
+    """Two [[folder]] tables: each folder's root, prefix, journal and overrides; the rest of
+    the config is shared."""
+    path = folders_config(tmp_path, folder(tmp_path, "a", "a/", extra="settle_seconds = 7\n"),
+                          folder(tmp_path, "b", "b/"), head="[sync]\nworkers = 3\n")
+    got = [(n, s.root, s.remote.name_prefix, s.journal_path.name, s.sync.settle_seconds,
+            s.sync.workers) for n, s in load_settings(path).folders()]
+    assert got == [("a", tmp_path / "a", "a/", "a.db", 7.0, 3),
+                   ("b", tmp_path / "b", "b/", "b.db", 2.0, 3)]
+
+
+@pytest.mark.parametrize(("a", "b", "fragment"), [
+    (("a", "a/", ""), ("a", "b/", "b"), "overlap in name"),
+    (("a", "docs/", ""), ("b", "docs/b/", ""), "overlap in name_prefix"),
+    (("a", "", ""), ("b", "b/", ""), "overlap in name_prefix"),
+    (("a", "a/", ""), ("b", "b/", "a/inner"), "overlap in root"),
+])
+def test_folders_that_collide_are_one_line(
+    tmp_path: Path, a: tuple[str, str, str], b: tuple[str, str, str], fragment: str
+) -> None:
+    """Names, prefixes (one starting another) or roots (one inside another) that collide: one
+    line naming both folders and the key."""
+    (tmp_path / "a" / "inner").mkdir(parents=True)
+    path = folders_config(tmp_path, folder(tmp_path, *a), folder(tmp_path, *b))
+    message = config_error(path)
+    assert (True, 1) == (fragment in message and "'a'" in message, len(message.splitlines()))
+
+
+def test_a_folder_journal_inside_another_folder_is_refused(tmp_path: Path) -> None:
+    """One folder's journal inside the other folder's root would be uploaded by it."""
+    inside = f'journal = "{tmp_path / "b" / "a.db"}"\n'
+    a = folder(tmp_path, "a", "a/").replace(f'journal = "{tmp_path / "a.db"}"\n', inside)
+    message = config_error(folders_config(tmp_path, a, folder(tmp_path, "b", "b/")))
+    assert "keeps" in message and "inside folder 'b'" in message
+
+
+def test_root_and_folders_together_are_refused(tmp_path: Path) -> None:
+    """Both forms at once: say to choose one."""
+    head = f'root = "{tmp_path / "a"}"\n'
+    message = config_error(folders_config(tmp_path, folder(tmp_path, "b", "b/"), head=head))
+    assert "not both" in message
+
+
+def test_a_shared_prefix_or_journal_with_folders_is_refused(tmp_path: Path) -> None:
+    """[remote] name_prefix or [state] journal beside [[folder]] tables is ambiguous."""
+    head = '[remote]\nname_prefix = "x/"\n'
+    message = config_error(folders_config(tmp_path, folder(tmp_path, "a", "a/"), head=head))
+    assert "in each folder" in message
+
+
+def test_neither_root_nor_folders_names_both_fixes(tmp_path: Path) -> None:
+    message = config_error(write_config(tmp_path, "[sync]\nworkers = 2\n"))
+    assert ("root is required" in message, "[[folder]]" in message) == (True, True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import socket
 
+import pytest
 from structlog.testing import capture_logs
 
 from syncd.service.notify import Notifier
@@ -22,6 +23,7 @@ def _queued(receiver: socket.socket) -> int:
         count += 1
 
 
+@pytest.mark.usefixtures("debug_level")
 def test_a_full_notify_socket_drops_messages_instead_of_blocking() -> None:
     """Every send to a socket that is never read returns; what did not fit is counted as
     dropped, with one debug line however many are dropped."""

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from syncd.remote.client import FilesClient
@@ -135,15 +132,6 @@ def test_explicit_rate_is_a_cap() -> None:
     first = pacer.requests_per_minute
     rates.observe(200, announced(limit="60", remaining="10"))
     assert (90.0, 57.0) == (first, pacer.requests_per_minute)
-
-
-@pytest.fixture
-def debug_level() -> Iterator[None]:
-    """Debug lines pass whatever level an earlier test in this process configured."""
-    old = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    yield
-    structlog.configure(**old)
 
 
 @pytest.mark.usefixtures("debug_level")

@@ -191,13 +191,17 @@ def test_start_up_with_a_recent_listing_sends_one_probe(env: Env) -> None:
     assert expected == (due, env.fake.calls, env.journal.get_meta(LISTED_META))
 
 
-def test_start_up_with_an_open_intent_lists_everything(env: Env) -> None:
-    """Uploads in flight at the last stop owe a full pass, however recent the last one."""
+def test_start_up_with_an_open_intent_and_a_listing_ending_in_its_window_is_a_full_pass(
+    env: Env,
+) -> None:
+    """Uploads in flight at the last stop: the newest pages are read for their copies; a
+    listing that ends before the window is enough is complete, so it is reconciled whole (the
+    intent without a copy is spent) and recorded as the full pass."""
     stat = env.write("c.txt", b"lost!")
     env.journal.add_intent("c.txt", "c.txt", stat, T0 - 50)
     env.journal.set_meta(LISTED_META, stamp(T0 - 100))
     due = Reconciler(env.ctx, env.gate, 0.5).start_up(3600.0)
-    expected = (3600.0, LISTING, stamp(T0), [])
+    expected = (3600.0, [("list_page", "limit=1000")], stamp(T0), [])
     assert expected == (due, env.fake.calls, env.journal.get_meta(LISTED_META),
                         env.journal.intents())
 

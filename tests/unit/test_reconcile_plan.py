@@ -7,10 +7,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from syncd.engine.intents import CLOCK_SKEW, INTENT_GRACE, MAX_SKEW
 from syncd.engine.reconcile import (
-    CLOCK_SKEW,
-    INTENT_GRACE,
-    MAX_SKEW,
     Missing,
     Ours,
     Plan,
