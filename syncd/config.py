@@ -33,6 +33,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -286,6 +287,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     folder: tuple[FolderSettings, ...] = ()
+    _folders: int = PrivateAttr(default=1)  # a folder's settings: how many the config has
 
     @field_validator("root")
     @classmethod
@@ -330,13 +332,20 @@ class Settings(BaseSettings):
         raise ConfigError(f"the config has no folder {name!r} any more; restart syncd to"
                           " change the folders")
 
+    @property
+    def folder_count(self) -> int:
+        """How many folders the config this folder's settings came from has (1: one root)."""
+        return len(self.folder) or self._folders
+
     def _for(self, f: FolderSettings) -> Settings:
-        return self.model_copy(update={
+        one = self.model_copy(update={
             "root": f.root, "folder": (),
             "remote": self.remote.model_copy(update={"name_prefix": f.name_prefix}),
             "sync": self.sync.model_copy(update=f.sync_overrides()),
             "state": StateSettings(journal=f.journal, manifest=f.manifest),
         })
+        one._folders = len(self.folder)
+        return one
 
     @classmethod
     def settings_customise_sources(

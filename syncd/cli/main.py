@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--dry-run", action="store_true", help="show what would change, send nothing")
     sync.add_argument("--full-reconcile", action="store_true",
                       help="list the whole workspace and repair what it shows, even when the"
-                      " periodic full pass ([sync] reconcile_interval_seconds) is not due")
+                      " periodic full pass ([sync] reconcile_interval_seconds, stretched to"
+                      " [sync] reconcile_budget_share of the budget) is not due")
     sync.add_argument("--allow-mass-delete", action="store_true",
                       help="allow deleting more than [sync] max_delete_fraction of the files")
     sync.add_argument("--allow-mass-reupload", action="store_true",

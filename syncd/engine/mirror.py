@@ -111,7 +111,7 @@ class Mirror:
         )
         self.syncer = Syncer(self.ctx)
         missing = 1.0 if self.options.allow_mass_reupload else sync.max_missing_fraction
-        self.reconciler = Reconciler(self.ctx, self.gate, missing, sync.reconcile_budget_share)
+        self.reconciler = Reconciler(self.ctx, self.gate, missing, listing_share(settings))
         self.flags = Flags()  # what crosses threads: pauses, the fatal error (engine/flags.py)
         self.root_guard = RootGuard(self.root, self.journal, self.options.accept_new_root)
         self.unreadable: dict[str, str] = {}  # folders the last scan could not read -> why
@@ -179,6 +179,7 @@ class Mirror:
         self.settings = settings
         if not self.options.allow_mass_delete:
             self.gate.max_fraction = settings.sync.max_delete_fraction
+        self.reconciler.budget_share = listing_share(settings)
         log.info("reloaded", ignore=str(self.ctx.rules))
         self.request_rescan("configuration reloaded")
 
@@ -431,6 +432,14 @@ class Mirror:
         """A full reconcile pass now: the listing against the journal (repairs what events
         missed, resolves intents, deletes our orphans)."""
         self.reconciler.run()
+
+
+def listing_share(settings: Settings) -> float:
+    """This folder's part of ``[sync] reconcile_budget_share``: every folder of a process, and
+    every host sharing the budget, lists the whole workspace, so together they spend the share
+    (``[remote] expected_hosts`` hosts, the folders of this config)."""
+    folders = max(1, settings.folder_count)
+    return settings.sync.reconcile_budget_share / (folders * settings.remote.expected_hosts)
 
 
 @contextlib.contextmanager

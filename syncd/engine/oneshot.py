@@ -45,8 +45,9 @@ def sync_once(mirror: Mirror) -> int:
     try:
         _drain(mirror)
         _rescan_overflows(mirror)
-        if mirror.journal.intents():
-            mirror.reconciler.run()  # lost responses: adopt or delete their copies
+        intents = mirror.journal.intents()
+        if intents:  # lost responses: adopt or delete their copies, from the newest pages
+            mirror.reconciler.resolve_intents(intents)
             _drain(mirror)
     finally:
         if bar:
