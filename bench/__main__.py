@@ -18,7 +18,18 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import economy, firstsync, freshness, latency, memory, pacing, scan, throughput, watcher
+from bench import (
+    economy,
+    firstsync,
+    folders,
+    freshness,
+    latency,
+    memory,
+    pacing,
+    scan,
+    throughput,
+    watcher,
+)
 from bench.context import Context
 from bench.table import Row, doc_section, machine, render_text, write_doc
 
@@ -32,6 +43,7 @@ SCENARIOS: dict[str, Callable[[Context], list[Row]]] = {
     "watcher": watcher.run,
     "firstsync": firstsync.run,
     "freshness": freshness.run,
+    "folders": folders.run,
 }
 
 

@@ -21,6 +21,7 @@ from syncd.remote.client import FilesClient
 from syncd.remote.names import decode_name
 from syncd.remote.pacer import Pacer
 from syncd.remote.protocol import GA_VERSION
+from syncd.remote.turns import Turns
 from syncd.service.loop import run_daemon
 
 API_KEY = "sk-ant-bench-key-0123456789abcdef"
@@ -119,15 +120,23 @@ class Bench:
             if isinstance(item, tuple)
         }
 
+    def decode(self, remote_name: str) -> str | None:
+        """The path of the folder under test a remote name stands for (None: not its name)."""
+        return decode_name(remote_name)
+
     def remote(self) -> dict[str, list[str]]:
         """Our live files in the emulator: decoded path -> sha256 of every copy."""
         copies: dict[str, list[str]] = {}
         for f in self.emu.stored():
-            if f.foreign or f.deleted:
+            if f.foreign or f.deleted or self.neighbours(f.filename):
                 continue
-            path = decode_name(f.filename) or f.filename
+            path = self.decode(f.filename) or f.filename
             copies.setdefault(path, []).append(f.sha256)
         return copies
+
+    def neighbours(self, remote_name: str) -> bool:
+        """True for a file of another folder of the same daemon (none here)."""
+        return False
 
     def converged(self) -> bool:
         """Remote == local, one copy each, foreign files intact."""
@@ -149,20 +158,115 @@ class Bench:
         return {op: stats[op] for op in ("upload", "list", "get", "delete") if stats[op]}
 
 
+NEIGHBOUR = {"n/one.txt": b"neighbour one", "two.txt": b"neighbour two", "main": b"x"}
+
+
+class TwoFolderBench(Bench):
+    """The same bench with a second folder in the same daemon: the folder under test mirrors
+    under "main/", its neighbour under "other/" with files of its own, both on one pacer taken
+    in turns (as ``open_mirrors`` builds them). Every convergence check covers the neighbour
+    too: whatever happens to the folder under test, the neighbour stays exact."""
+
+    PREFIX, OTHER = "main/", "other/"
+
+    def __init__(self, tmp: Path, emu: RunningEmulator, api_version: str = GA_VERSION,
+                 **sync: Any) -> None:
+        super().__init__(tmp, emu, api_version, **sync)
+        self.other = tmp / "other"
+        for rel, data in NEIGHBOUR.items():
+            (self.other / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.other / rel).write_bytes(data)
+        self.turns = Turns(Pacer(60000, burst=100))
+        self.neighbour_ran = False  # checked exact when the bench closes (bench())
+
+    def settings(self, **sync: Any) -> Settings:
+        one = super().settings(**sync)
+        return one.model_copy(update={"remote": one.remote.model_copy(
+            update={"name_prefix": self.PREFIX})})
+
+    def other_settings(self, **sync: Any) -> Settings:
+        one = super().settings(**sync)
+        return one.model_copy(update={
+            "root": self.other,
+            "remote": one.remote.model_copy(update={"name_prefix": self.OTHER}),
+            "state": one.state.model_copy(update={"journal": self.tmp / "state" / "other.db"}),
+        })
+
+    def daemon(self, options: Options | None = None, **sync: Any) -> Mirror:
+        client = self.client(pacer=self.turns.folder("main"), **self.client_options)
+        return Mirror(self.settings(**sync), options or Options(), client=client,
+                      clock=self.clock, name="main")
+
+    def neighbour(self, options: Options | None = None, **sync: Any) -> Mirror:
+        client = self.client(pacer=self.turns.folder("other"))
+        return Mirror(self.other_settings(**sync), options or Options(), client=client,
+                      clock=self.clock, name="other")
+
+    def sync_once(self, options: Options | None = None, **sync: Any) -> int:
+        """Both folders, one after the other as `syncd sync` does; the folder under test's code."""
+        with self.daemon(options, **sync) as main, self.neighbour(options, **sync) as other:
+            code = oneshot.sync_once(main)
+            oneshot.sync_once(other)
+            self.neighbour_ran = True
+            return code
+
+    @contextmanager
+    def running(self, **sync: Any) -> Iterator[Mirror]:
+        main, other = self.daemon(**sync), self.neighbour(**sync)
+        self.neighbour_ran = True
+        try:
+            with run_in_thread([main, other], 30):
+                yield main
+        finally:
+            main.close()
+            other.close()
+
+    def sync_neighbour(self) -> int:
+        """One more pass of the neighbour alone (faults off): what it converges to."""
+        with self.neighbour() as other:
+            return oneshot.sync_once(other)
+
+    def decode(self, remote_name: str) -> str | None:
+        return decode_name(remote_name, self.PREFIX)
+
+    def neighbours(self, remote_name: str) -> bool:
+        return decode_name(remote_name, self.OTHER) is not None
+
+    def neighbour_exact(self) -> bool:
+        """The neighbour folder's files are in the workspace exactly once each, as they are."""
+        live = [f for f in self.emu.stored() if not f.deleted and self.neighbours(f.filename)]
+        got = sorted((decode_name(f.filename, self.OTHER), f.sha256) for f in live)
+        return got == sorted((rel, sha(data)) for rel, data in NEIGHBOUR.items())
+
+    def converged(self) -> bool:
+        return super().converged() and self.neighbour_exact()
+
+    def assert_converged(self) -> None:
+        super().assert_converged()
+        assert self.neighbour_exact()
+
+
 @contextmanager
 def bench(
     tmp: Path, faults: Any = None, clock: Callable[[], float] = time.time,
-    api_version: str = GA_VERSION, page_max: int | None = None, **sync: Any
+    api_version: str = GA_VERSION, page_max: int | None = None, folders: int = 1, **sync: Any
 ) -> Iterator[Bench]:
-    """A Bench on a fresh emulator (``clock`` drives the emulator's rate limiter and times)."""
+    """A Bench on a fresh emulator (``clock`` drives the emulator's rate limiter and times);
+    ``folders=2``: a :class:`TwoFolderBench`."""
     from syncd.emulator.faults import Faults
 
     cfg = EmulatorConfig(
         data_dir=tmp / "emulator", api_key=API_KEY, linger_seconds=1.0,
         faults=faults or Faults(), seed=7, clock=clock, page_max=page_max,
     )
+    kind = TwoFolderBench if folders == 2 else Bench
     with run_emulator(cfg) as emu:
-        yield Bench(tmp, emu, api_version, **sync)
+        b = kind(tmp, emu, api_version, **sync)
+        yield b
+        if isinstance(b, TwoFolderBench) and b.neighbour_ran:
+            b.emu.set_faults(Faults())
+            oneshot_code = b.sync_neighbour()
+            assert (oneshot_code, b.neighbour_exact()) == (0, True), "the neighbour drifted"
 
 
 def listdir_bytes(root: Path) -> list[bytes]:
@@ -170,7 +274,7 @@ def listdir_bytes(root: Path) -> list[bytes]:
 
 
 @contextmanager
-def run_in_thread(daemon: Mirror, timeout: float) -> Iterator[None]:
+def run_in_thread(daemon: Mirror | list[Mirror], timeout: float) -> Iterator[None]:
     """``daemon``'s run loop in a thread (real watcher) until READY, stopped on exit; the loop
     must end with exit code 0."""
     stop, ready = threading.Event(), threading.Event()

@@ -6,7 +6,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from syncd.config import Settings, resolve_api_key
+from syncd.config import Settings
+from syncd.credentials import resolve_api_key
 from syncd.errors import ApiError, ConfigError, JournalError, SafetyStop, WorkspaceMismatch
 from syncd.journal import Journal, lock_holder
 from syncd.local.scan import check_root

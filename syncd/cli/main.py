@@ -16,10 +16,12 @@ import structlog
 
 from syncd import __version__, logs
 from syncd.cli.report import print_errors, print_ls, print_status
-from syncd.config import Settings, load_settings, resolve_api_key
+from syncd.config import Settings, load_settings
+from syncd.credentials import resolve_api_key
 from syncd.emulator.cli import add_emulator_arguments, run_emulator_cli
 from syncd.engine import oneshot
-from syncd.engine.mirror import Mirror, Options, open_mirrors
+from syncd.engine.folders import open_mirrors
+from syncd.engine.mirror import Mirror, Options
 from syncd.errors import AuthenticationFailed, ConfigError, JournalError, SafetyStop, SyncdError
 from syncd.service.signals import run_until_signal
 

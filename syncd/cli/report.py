@@ -164,7 +164,7 @@ def _sections(folders: list[tuple[str, Settings]], show: Callable[[Settings], in
     """``show`` for each folder, each under its name when there are several; the worst code."""
     code = 0
     for index, (name, one) in enumerate(folders):
-        if len(folders) > 1 or name:
+        if len(folders) > 1:
             print(f"{chr(10) if index else ''}folder {name}")
         code = max(code, show(one))
     return code
@@ -174,7 +174,7 @@ def print_status(settings: Settings, as_json: bool = False, folder: str | None =
     """Print the status of every folder (or the one named); 0, or 1 when paths are in error, a
     pause holds or a folder could not be read."""
     folders = chosen_folders(settings, folder)
-    if as_json and settings.folder:
+    if as_json and len(folders) > 1:
         items = [{"folder": name, **status_data(one)} for name, one in folders]
         print(json.dumps({"folders": items}, indent=2))
         return 1 if any(_failing(item) for item in items) else 0

@@ -23,7 +23,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from syncd.model import FileRow, Intent
-from syncd.remote.client import RemoteFile
+from syncd.remote.files import RemoteFile
 
 CLOCK_SKEW = 60.0  # seconds our clock may run ahead of the service's created_at
 # A learnt skew widens the window by at most this: a service claiming a date years back must not

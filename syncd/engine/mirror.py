@@ -14,16 +14,15 @@ queues what changed while syncd was down.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
-from syncd.config import Settings, resolve_api_key
+from syncd.config import Settings
 from syncd.engine import dirtyqueue
 from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate, delete_owed, flush_tombstones
@@ -34,7 +33,7 @@ from syncd.engine.manifest import manifest_data, write_manifest
 from syncd.engine.progress import PassProgress
 from syncd.engine.quota import QuotaPause
 from syncd.engine.reconcile import Reconciler
-from syncd.engine.wiring import bind_workspace, make_client, make_pacer
+from syncd.engine.wiring import bind_workspace, make_client
 from syncd.engine.worker import Syncer
 from syncd.errors import JournalError, SafetyStop, SyncdError
 from syncd.journal import Journal
@@ -49,7 +48,6 @@ from syncd.model import stamp
 from syncd.remote.client import FilesClient
 from syncd.remote.expiry import mark_expiring
 from syncd.remote.throttle import WarnOnce
-from syncd.remote.turns import Turns
 
 log = structlog.get_logger("syncd.daemon")
 Reload = Callable[[], Settings]
@@ -440,28 +438,3 @@ def listing_share(settings: Settings) -> float:
     (``[remote] expected_hosts`` hosts, the folders of this config)."""
     folders = max(1, settings.folder_count)
     return settings.sync.reconcile_budget_share / (folders * settings.remote.expected_hosts)
-
-
-@contextlib.contextmanager
-def open_mirrors(settings: Settings, options: Options | None = None) -> Iterator[list[Mirror]]:
-    """One Mirror per folder of the config. Several folders share one pacer (one request
-    budget, taken in turns: live edits first, then the folders round robin, see
-    :mod:`syncd.remote.turns`), one metrics registry (a ``folder`` label) and the process; each
-    has its own journal, client and workspace binding. All are closed on leaving."""
-    folders = settings.folders()
-    if not settings.folder:
-        with Mirror(settings, options) as one:
-            yield [one]
-        return
-    metrics = Metrics()
-    turns = Turns(make_pacer(settings, resolve_api_key(settings)[0]))
-    with contextlib.ExitStack() as stack:
-        mirrors = []
-        for name, folder in folders:
-            tally = metrics.for_folder(name)
-            client = make_client(folder, tally, turns.folder(name))
-            mirrors.append(stack.enter_context(
-                Mirror(folder, options, client=client, metrics=tally, name=name)))
-            log.info("folder", folder=name, root=str(folder.root_dir),
-                     name_prefix=folder.remote.name_prefix)
-        yield mirrors

@@ -4,7 +4,8 @@ workspace. Built here once for every driver (`syncd sync`, `run`, `rebuild`, `ch
 
 from __future__ import annotations
 
-from syncd.config import Settings, resolve_api_key, resolve_shared_budget_password
+from syncd.config import Settings
+from syncd.credentials import resolve_api_key, resolve_shared_budget_password
 from syncd.errors import WorkspaceMismatch
 from syncd.journal import Journal
 from syncd.metrics import Metrics

@@ -3,37 +3,29 @@
 Every request takes a token from the shared :class:`~syncd.remote.pacer.Pacer`, retries transient
 failures with tenacity (:mod:`syncd.remote.retry`), and turns any failure into a :mod:`syncd.errors`
 exception exactly once, here. Uploads stream from one open file (an opener that reads under
-root's fd, see :mod:`syncd.local.fs`) with a hand-built multipart body so the file is never held
-in memory, its sha256 is computed on the way out, and a file that shrinks, grows or is
-rewritten in place mid-upload is caught (one replaced by rename is sent as it was opened).
+root's fd, see :mod:`syncd.local.fs`) with a hand-built multipart body
+(:mod:`syncd.remote.multipart`) so the file is never held in memory, its sha256 is computed on
+the way out, and a file that shrinks, grows or is rewritten in place mid-upload is caught (one
+replaced by rename is sent as it was opened). Answers become values in :mod:`syncd.remote.files`.
 """
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
-import math
 import os
 import random
-import re
 import secrets
-import statistics
-import threading
 import time
 import urllib.parse
-from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from syncd import __version__
 from syncd.errors import (
     ApiError,
     BadAnswer,
@@ -46,269 +38,41 @@ from syncd.errors import (
     NotFound,
     RateLimited,
     TooLarge,
-    WorkspaceMismatch,
     error_from_response,
     error_from_transport,
 )
 from syncd.local.fs import Opener, fstat, open_path
 from syncd.model import LocalStat
+from syncd.remote.clockskew import ClockSkew
+from syncd.remote.files import Cursor, FilePage, RemoteFile, UploadResult, parse_page
+from syncd.remote.http import ApiKeyAuth, HttpClient, version_headers
+from syncd.remote.multipart import CHUNK, MultipartFile
 from syncd.remote.names import filename_problem
 from syncd.remote.pacer import Pacer, Pacing, Sleep
 from syncd.remote.protocol import (
     API_VERSIONS,
-    BETA_VERSION,
     DEFAULT_BASE_URL,
     DEFAULT_REQUESTS_PER_MINUTE,
-    FILES_BETA,
     GA_VERSION,
     LIST_LIMIT,
     MAX_UPLOAD_BYTES,
     WORKSPACE_HEADER,
     ApiVersion,
-    short_repr,
     valid_id,
 )
 from syncd.remote.ratelimit import RateLearner
 from syncd.remote.retry import RetryWait, is_retryable, retry_delay
+from syncd.remote.workspace import WorkspaceGuard
 
-SKEW_SAMPLES = 15  # `date` readings the clock skew is the median of
-CHUNK = 1024 * 1024
+# The client's signatures name these; callers may import them from here.
+__all__ = [
+    "Cursor", "FilePage", "FilesClient", "RemoteFile", "RequestObserver", "UploadResult",
+    "WorkspaceGuard",
+]
 
 log = structlog.get_logger("syncd.client")
 T = TypeVar("T")
 RequestObserver = Callable[[str, "int | None", float], None]
-# Cursors from the server go into URLs: only these characters, never `/` or `..`.
-_CURSOR = re.compile(r"[A-Za-z0-9_=.~-]{1,4096}")
-
-
-def _timestamp(value: object, what: str) -> datetime:
-    """An RFC 3339 timestamp from the service, always timezone-aware."""
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadAnswer(f"the service sent an unparsable {what} ({short_repr(value)})") from exc
-    if parsed.tzinfo is None:
-        raise BadAnswer(f"the service sent {what} without a timezone ({short_repr(value)})")
-    return parsed
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """A File object as the service describes it (unknown fields are ignored)."""
-
-    id: str
-    filename: str
-    mime_type: str
-    size_bytes: int
-    created_at: datetime
-    downloadable: bool = False
-    expires_at: datetime | None = None  # GA: when the service drops the bytes (None: never)
-    scoped: bool = False  # GA: a session's output (``scope`` set): never ours
-
-    @classmethod
-    def from_json(cls, data: object) -> RemoteFile:
-        """Parse a File object; raise BadAnswer if a required field is missing or malformed."""
-        if not isinstance(data, dict):
-            raise BadAnswer(f"the service sent a File that is not an object ({short_repr(data)})")
-        try:
-            expires = data.get("expires_at")
-            size = data["size_bytes"]
-            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-                raise ValueError(f"size_bytes {short_repr(size)}")
-            return cls(
-                id=valid_id(data["id"]),
-                filename=str(data["filename"]),
-                mime_type=str(data.get("mime_type") or "application/octet-stream"),
-                size_bytes=size,
-                created_at=_timestamp(data["created_at"], "created_at"),
-                downloadable=data.get("downloadable") is True,
-                expires_at=None if expires is None else _timestamp(expires, "expires_at"),
-                scoped=data.get("scope") is not None,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadAnswer(f"malformed File object from the service: {exc}") from exc
-
-
-Cursor = tuple[Literal["page", "after_id"], str]
-
-
-@dataclass(frozen=True)
-class FilePage:
-    """One page of the listing and where the next one starts (None: this was the last)."""
-
-    data: tuple[RemoteFile, ...]
-    next: Cursor | None
-
-
-def parse_page(body: dict[str, Any], limit: int) -> FilePage:
-    """Read a list answer in either version's shape; raise BadAnswer unless it says how it ends.
-
-    GA: ``next_page`` (a cursor, or null on the last page). 2025 beta: ``has_more`` and
-    ``last_id``. A page with neither marker proves nothing about the rest, so it is refused.
-    """
-    data = body.get("data")
-    if not isinstance(data, list):
-        raise BadAnswer("the listing has no `data` list")
-    files = tuple(RemoteFile.from_json(item) for item in data)
-    if "next_page" in body:
-        after = body["next_page"]
-        if after is None:
-            return FilePage(files, None)
-        if not isinstance(after, str) or not _CURSOR.fullmatch(after):
-            raise BadAnswer(f"the listing's next_page is not a page cursor ({short_repr(after)})")
-        if body.get("has_more") is False:
-            raise BadAnswer("the listing says both next_page and has_more false")
-        return FilePage(files, ("page", after))
-    more = body.get("has_more")
-    if more is False:
-        return FilePage(files, None)
-    if more is True:
-        return FilePage(files, ("after_id", valid_id(body.get("last_id"), "last_id")))
-    full = " full" if len(files) >= limit else ""
-    raise IncompleteListing(
-        f"a{full} page of the listing carries neither next_page nor has_more: the listing is not"
-        " proven complete"
-    )
-
-
-class ClockSkew:
-    """The service's clock minus ours, learnt from the ``date`` header of answers. Thread-safe.
-
-    ``date`` has a one-second resolution (truncated), so a reading is taken at the middle of its
-    second, against our clock when the answer arrived; the median of the last SKEW_SAMPLES
-    readings shrugs off one slow answer or a proxy's stale header.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.time, samples: int = SKEW_SAMPLES) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._seen: deque[float] = deque(maxlen=samples)
-        self._last: tuple[str, float | None] = ("", None)  # the last header and its time
-
-    def observe(self, date: str | None) -> None:
-        """Learn from one answer's ``date`` header (ignored if missing or unparsable)."""
-        if not date:
-            return
-        last = self._last  # answers within one second carry the same header: parse it once
-        stamp = last[1] if last[0] == date else _date_stamp(date)
-        self._last = (date, stamp)
-        if stamp is None:
-            return
-        offset = stamp + 0.5 - self._clock()
-        if math.isfinite(offset):
-            with self._lock:
-                self._seen.append(offset)
-
-    def seconds(self) -> float:
-        """Seconds the service's clock runs ahead of ours (negative: behind); 0.0 unknown."""
-        with self._lock:
-            seen = list(self._seen)
-        return statistics.median(seen) if seen else 0.0
-
-
-def _date_stamp(date: str) -> float | None:
-    """The unix time a ``date`` header names; None if unparsable or without a zone."""
-    try:
-        parsed = email.utils.parsedate_to_datetime(date)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return None if parsed.tzinfo is None else parsed.timestamp()  # "-0000": no zone
-
-
-class WorkspaceGuard:
-    """The workspace this client must stay in, learnt from the first answer that names one.
-
-    Once known it is sent with every request (the service refuses a request whose header does
-    not match the key's workspace), and an answer from any other workspace raises
-    WorkspaceMismatch before its body is used. Thread-safe.
-    """
-
-    def __init__(
-        self, expected: str | None = None, on_learn: Callable[[str], None] | None = None
-    ) -> None:
-        self._lock = threading.Lock()
-        self.expected = expected
-        self.on_learn = on_learn
-
-    def check(self, seen: str) -> None:
-        """Compare an answer's workspace header with the expected one (learning it if new)."""
-        valid_id(seen, "workspace id")
-        with self._lock:
-            if self.expected is None:
-                if self.on_learn is not None:
-                    self.on_learn(seen)  # recorded before anything else is sent
-                self.expected = seen
-                log.info("workspace", workspace_id=seen)
-                return
-            expected = self.expected
-        if seen != expected:
-            raise WorkspaceMismatch(
-                f"this journal belongs to workspace {expected}, the key now reaches workspace"
-                f" {seen}; point [state] journal elsewhere or run `syncd rebuild`"
-            )
-
-
-@dataclass(frozen=True)
-class UploadResult:
-    """What an upload stored, and the local state it was read from."""
-
-    file: RemoteFile
-    sha256: str
-    local: LocalStat
-    # An earlier attempt got no answer: the service may hold extra copies the caller must find.
-    maybe_orphans: bool = False
-
-
-class _ApiKeyAuth(httpx.Auth):
-    """Adds the key per request, so it never sits in client-wide headers or a repr.
-
-    GA sends ``Authorization: Bearer`` as the official SDK does; the 2025 beta ``x-api-key``.
-    """
-
-    def __init__(self, key: str, bearer: bool) -> None:
-        self._key = key
-        self._bearer = bearer
-
-    def __repr__(self) -> str:
-        return "_ApiKeyAuth(key=<hidden>)"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._bearer:
-            request.headers["authorization"] = f"Bearer {self._key}"
-        else:
-            request.headers["x-api-key"] = self._key
-        yield request
-
-
-def version_headers(api_version: ApiVersion) -> dict[str, str]:
-    """The headers every request of ``api_version`` carries (the key aside)."""
-    headers = {"anthropic-version": api_version, "user-agent": f"syncd/{__version__}"}
-    if api_version == BETA_VERSION:
-        headers["anthropic-beta"] = FILES_BETA
-    return headers
-
-
-class _NoCookies(httpx.Cookies):
-    """A jar that keeps nothing. The API authenticates by key; a cookie a proxy or the service
-    sets is state syncd never sends back, and parsing every answer for one costs a tenth of an
-    upload's CPU."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
-class _Http(httpx.Client):
-    """httpx's client without a cookie jar (see :class:`_NoCookies`)."""
-
-    _jar = _NoCookies()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._jar
-
-    @cookies.setter
-    def cookies(self, cookies: object) -> None:
-        raise AttributeError("syncd's client keeps no cookies")
 
 
 class FilesClient:
@@ -356,9 +120,9 @@ class FilesClient:
         self.skew = ClockSkew(clock)
         # Learns the service's limit from every answer (syncd.remote.ratelimit).
         self.rates = RateLearner(self.pacer, wall=lambda: clock() + self.skew.seconds())
-        self._http = _Http(
+        self._http = HttpClient(
             base_url=self.base_url,
-            auth=_ApiKeyAuth(api_key.strip(), bearer=api_version == GA_VERSION),
+            auth=ApiKeyAuth(api_key.strip(), bearer=api_version == GA_VERSION),
             headers=version_headers(api_version),
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
@@ -532,7 +296,7 @@ class FilesClient:
                     f"{before.size} bytes is over the {self.max_upload_bytes}-byte upload limit",
                     error_type="request_too_large",
                 )
-            body = _MultipartFile(
+            body = MultipartFile(
                 handle, before.size, remote_name, content_type, self._upload_fields()
             )
             request = self._http.build_request(
@@ -683,66 +447,3 @@ def _check_unchanged(
         after = None
     if after != before or uploaded.size_bytes != before.size:
         raise FileChangedError(f"{label} changed while it was uploaded", uploaded_id=uploaded.id)
-
-
-class _MultipartFile:
-    """A multipart/form-data body with one ``file`` part, streamed from an open file's fd.
-
-    Hashes exactly ``size`` bytes as they are sent; a file that ends early aborts the request
-    (the server must never store a truncated upload), one that grows is cut at ``size`` and
-    caught afterwards by the stat check.
-    """
-
-    def __init__(
-        self, handle: BinaryIO, size: int, name: str, content_type: str,
-        fields: dict[str, str] | None = None,
-    ) -> None:
-        self._handle = handle
-        self._size = size
-        self._boundary = f"syncd-{secrets.token_hex(16)}"
-        extra = "".join(
-            f"--{self._boundary}\r\n"
-            f'Content-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'
-            for key, value in (fields or {}).items()
-        )
-        self._head = (
-            extra + f"--{self._boundary}\r\n"
-            f'Content-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        self._tail = f"\r\n--{self._boundary}--\r\n".encode()
-        self._hash: Any = None
-
-    def headers(self) -> dict[str, str]:
-        """Content-Type and Content-Length for the request."""
-        return {
-            "content-type": f"multipart/form-data; boundary={self._boundary}",
-            "content-length": str(len(self._head) + self._size + len(self._tail)),
-        }
-
-    def sha256(self) -> str:
-        """The hex digest of the bytes sent."""
-        return str(self._hash.hexdigest())
-
-    def __iter__(self) -> Iterator[bytes]:
-        self._hash = hashlib.sha256()
-        self._handle.seek(0)
-        # The head goes with the first chunk and the tail with the last: a small file is one
-        # write to the socket, not three.
-        pending = self._head
-        remaining = self._size
-        while remaining > 0:
-            try:
-                chunk = self._handle.read(min(CHUNK, remaining))
-            except OSError as exc:
-                raise LocalFileError(f"read failed mid-upload: {exc.strerror}") from exc
-            if not chunk:
-                raise FileChangedError("the file shrank while it was uploaded")
-            self._hash.update(chunk)
-            remaining -= len(chunk)
-            if remaining > 0:
-                yield pending + chunk if pending else chunk
-                pending = b""
-            else:
-                pending += chunk
-        yield pending + self._tail

@@ -7,7 +7,7 @@ workspace. So a :class:`Listing` keeps, per file, its id (bytes in one shared bu
 in an open-addressing table over the ids, its expiry (one array of floats) and a "listed" byte:
 some 60 bytes. The ids the journal knows are entered before the listing begins ("expected");
 only the files listed that were not expected (foreign files, our lost uploads) keep their whole
-:class:`~syncd.remote.client.RemoteFile`, for intent matching and adoption.
+:class:`~syncd.remote.files.RemoteFile`, for intent matching and adoption.
 
 An expected file that turns out not to be ours after all (its row went away while the listing
 was paged) has no details, so reconcile counts it as foreign: it is never touched
@@ -20,7 +20,7 @@ import math
 from array import array
 from collections.abc import Iterable, Iterator
 
-from syncd.remote.client import RemoteFile
+from syncd.remote.files import RemoteFile
 
 _MIN_SLOTS = 16
 

@@ -15,7 +15,8 @@ from bench.__main__ import SCENARIOS
 ROOT = Path(__file__).resolve().parents[2]
 ROW_PREFIX = {"economy": "1 economy:", "pacing": "2 pacing:", "throughput": "3 throughput:",
               "scan": "4 scan:", "memory": "5 memory:", "latency": "6 latency:",
-              "watcher": "7 watcher:", "firstsync": "8 first sync:", "freshness": "9 freshness:"}
+              "watcher": "7 watcher:", "firstsync": "8 first sync:", "freshness": "9 freshness:",
+              "folders": "10 folders:"}
 
 
 def test_every_scenario_is_smoke_tested() -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.config import CREDENTIAL_NAME, SyncSettings
+from syncd.credentials import CREDENTIAL_NAME
+from syncd.sections import SyncSettings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

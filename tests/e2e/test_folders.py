@@ -13,7 +13,8 @@ import pytest
 
 from syncd.cli.main import main
 from syncd.config import load_settings
-from syncd.engine.mirror import Mirror, open_mirrors
+from syncd.engine.folders import open_mirrors
+from syncd.engine.mirror import Mirror
 from syncd.remote.names import encode_name
 from syncd.service.loop import run_daemon
 from tests.syncenv import API_KEY, Bench, bench, sha, wait_until

@@ -20,7 +20,8 @@ from structlog.testing import capture_logs
 from syncd import logs
 from syncd.cli.main import main
 from syncd.cli.rebuild import _rules, rebuild
-from syncd.config import Settings, load_settings, resolve_api_key
+from syncd.config import Settings, load_settings
+from syncd.credentials import resolve_api_key
 from syncd.engine.manifest import write_manifest
 from syncd.engine.mirror import Mirror
 from syncd.errors import ConfigError, JournalError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -12,11 +13,20 @@ import pytest
 
 from syncd.emulator.faults import Faults
 from syncd.journal import Journal
-from syncd.remote.names import decode_name
 from syncd.service.loop import run_daemon
-from tests.syncenv import API_KEY, Bench, bench, wait_until
+from tests import syncenv
+from tests.syncenv import API_KEY, Bench, TwoFolderBench, bench, wait_until
 
 pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(autouse=True, params=[1, 2], ids=["one-folder", "two-folders"])
+def folders(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Every invariant is proved twice: for a daemon of one folder, and for a folder that
+    shares its daemon (and request budget) with another, which must stay exact throughout."""
+    monkeypatch.setattr(sys.modules[__name__], "bench", partial(syncenv.bench,
+                                                                folders=request.param))
+    return int(request.param)
 
 
 def test_1_foreign_files_are_never_deleted(tmp_path: Path) -> None:
@@ -49,7 +59,7 @@ class MakeBeforeBreak(httpx.HTTPTransport):
             name = stored[old_id].filename
             newer = [f.id for f in stored.values() if f.filename == name and f.id != old_id]
             with Journal.open_readonly(self.b.settings().journal_path) as journal:
-                row = journal.get(decode_name(name) or name)
+                row = journal.get(self.b.decode(name) or name)
             self.checked.append(
                 len(newer) == 1 and row is not None and row.synced is not None
                 and row.synced.file_id == newer[0]
@@ -98,13 +108,13 @@ def test_4_a_file_changing_during_upload_is_not_kept(tmp_path: Path) -> None:
         b.assert_converged()
 
 
-def test_6_permanent_error_waits_for_a_change(tmp_path: Path) -> None:
+def test_6_permanent_error_waits_for_a_change(tmp_path: Path, folders: int) -> None:
     """A too-large file is an error (exit 1), not retried until it changes, then synced."""
     from syncd.emulator.app import EmulatorConfig, run_emulator
 
     cfg = EmulatorConfig(data_dir=tmp_path / "emu", api_key=API_KEY, max_file_bytes=1000)
     with run_emulator(cfg) as emu:
-        b = Bench(tmp_path, emu)
+        b = (TwoFolderBench if folders == 2 else Bench)(tmp_path, emu)
         b.write("big.txt", b"x" * 5000)
         b.write("ok.txt", b"fine")
         assert 1 == b.sync_once()
@@ -113,7 +123,7 @@ def test_6_permanent_error_waits_for_a_change(tmp_path: Path) -> None:
         assert ("big.txt", "permanent") == (row.path, row.failure and row.failure.kind)
         emu.reset_stats()
         assert 1 == b.sync_once()
-        assert {"list": 1} == b.counts()
+        assert {"list": folders} == b.counts()  # one probe per folder, nothing uploaded
         b.write("big.txt", b"small now")
         assert 0 == b.sync_once()
         b.assert_converged()
@@ -130,17 +140,23 @@ def test_6_transient_errors_retry_and_converge(tmp_path: Path) -> None:
         b.assert_converged()
 
 
-def test_8_the_key_never_appears(tmp_path: Path) -> None:
+def test_8_the_key_never_appears(tmp_path: Path, folders: int) -> None:
     """Debug JSON logs, status output and the journal file never contain the API key."""
     with bench(tmp_path, faults=Faults(error_rate=0.2, lose_response_rate=0.2)) as b:
         for i in range(10):
             b.write(f"f{i}.txt", b"%d" % i)
         config = tmp_path / "c.toml"
+        state = b.tmp / "state"
+        where = (f'[state]\njournal = "{state / "journal.db"}"\n'
+                 if folders == 1 else "".join(
+                     f'[[folder]]\nname = "{n}"\nroot = "{r}"\nname_prefix = "{n}/"\n'
+                     f'journal = "{state / (n + ".db")}"\n'
+                     for n, r in (("main", b.root), ("other", b.tmp / "other"))))
         config.write_text(
-            f'root = "{b.root}"\n[remote]\nbase_url = "{b.emu.base_url}"\n'
+            (f'root = "{b.root}"\n' if folders == 1 else "")
+            + f'[remote]\nbase_url = "{b.emu.base_url}"\n'
             "requests_per_minute = 60000\nburst = 100\n"
-            f'[state]\njournal = "{b.tmp / "state" / "journal.db"}"\n'
-            '[log]\nlevel = "debug"\nformat = "json"\n'
+            '[log]\nlevel = "debug"\nformat = "json"\n' + where
         )
         env = {**os.environ, "ANTHROPIC_API_KEY": API_KEY}
         outputs = [

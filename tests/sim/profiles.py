@@ -18,6 +18,7 @@ class Profile:
     about: str
     linger: float = 1.0  # seconds a deleted file stays in the listing
     crash: bool = False  # SIGKILL the daemon at random moments, operate while it is down
+    folders: int = 1  # 2: the daemon also mirrors a neighbour folder, which must stay exact
 
 
 PROFILES: dict[str, Profile] = {
@@ -42,5 +43,9 @@ PROFILES: dict[str, Profile] = {
                                 latency_seconds=0.02, rate_limit_rpm=1200, rate_limit_burst=8),
                 "all faults at once, deletes linger 10 s, and the crash profile's kills",
                 linger=10.0, crash=True),
+        Profile("folders", Faults(error_rate=0.05, lose_response_rate=0.05, latency_seconds=0.02),
+                "the folder shares its daemon and request budget with a neighbour folder (its "
+                "own prefix and journal) that must stay exact; 5% errors and lost responses, "
+                "and the crash profile's kills", crash=True, folders=2),
     )
 }

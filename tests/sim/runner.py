@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -32,7 +32,7 @@ from syncd.cli.report import escape_path
 from syncd.emulator.app import EmulatorConfig, RunningEmulator, run_emulator
 from syncd.emulator.faults import Faults
 from syncd.errors import JournalError
-from syncd.remote.names import encode_name
+from syncd.remote.names import decode_name, encode_name
 from tests.sim import oracle
 from tests.sim.ops import OUTSIDE_MARK, Names, Op, World, initial_tree, next_op
 from tests.sim.profiles import PROFILES, Profile
@@ -73,8 +73,9 @@ class SeedResult:
 class DaemonProcess:
     """`python -m syncd run` with its JSON log on stderr going to a file per start."""
 
-    def __init__(self, config: Path, key: str, logs: Path) -> None:
+    def __init__(self, config: Path, key: str, logs: Path, cli_args: list[str]) -> None:
         self.config = config
+        self.cli_args = cli_args  # for every cli() command: which folder the checks read
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
         self.env["ANTHROPIC_API_KEY"] = key
         self.env["PYTHONFAULTHANDLER"] = "1"  # a fatal signal logs every thread's stack
@@ -131,7 +132,8 @@ class DaemonProcess:
         # A strict stdout, as under a UTF-8 locale other than C: non-UTF-8 names must print.
         env = {**self.env, "PYTHONIOENCODING": "utf-8:strict"}
         done = subprocess.run(
-            [sys.executable, "-m", "syncd", *args, "--config", str(self.config)],
+            [sys.executable, "-m", "syncd", *args, "--config", str(self.config),
+             *self.cli_args],
             env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
             errors="surrogateescape",
         )
@@ -166,6 +168,12 @@ class Sim:
         self.names = Names(self.rng)
         self.key = f"sk-ant-sim-{seed:08x}-{self.rng.getrandbits(64):016x}"
         self.prefix = self.rng.choice(["", "", "sim/mirror"])
+        if profile.folders == 2:  # folders' prefixes must not start one another
+            self.prefix = self.rng.choice(["sim/", "sim/mirror"])
+            self.neighbour = workdir / "neighbour"
+            for rel, data in NEIGHBOUR.items():
+                (self.neighbour / rel).parent.mkdir(parents=True, exist_ok=True)
+                (self.neighbour / rel).write_bytes(data)
         self.follow = self.rng.random() < 0.3
         self.result = SeedResult(profile.name, seed, workdir=str(workdir))
         self.foreign: dict[str, str] = {}  # file_id -> sha256 of the seeded foreign files
@@ -200,23 +208,50 @@ class Sim:
             self.foreign[file_id] = oracle.file_digest_bytes(data)
 
     def config(self) -> Path:
-        """The daemon's config: quick settle, reconcile and rescan so a seed takes seconds."""
+        """The daemon's config: quick settle, reconcile and rescan so a seed takes seconds;
+        with a neighbour, two [[folder]] tables."""
         path = self.workdir / "syncd.toml"
         q = json.dumps
+        two = self.profile.folders == 2
+        folders = "".join(
+            f"[[folder]]\nname = {q(name)}\nroot = {q(str(root))}\nname_prefix = {q(prefix)}\n"
+            f"journal = {q(str(journal))}\n"
+            for name, root, prefix, journal in (
+                ("main", self.root, self.prefix, self.journal),
+                ("neighbour", self.workdir / "neighbour", NEIGHBOUR_PREFIX,
+                 self.journal.with_name("neighbour.db")))
+        ) if two else ""
         path.write_text(
-            f"root = {q(str(self.root))}\n"
-            "[remote]\n"
-            f"base_url = {q(self.base_url)}\nname_prefix = {q(self.prefix)}\n"
+            ("" if two else f"root = {q(str(self.root))}\n")
+            + "[remote]\n"
+            f"base_url = {q(self.base_url)}\n"
+            + ("" if two else f"name_prefix = {q(self.prefix)}\n") +
             "requests_per_minute = 6000\nburst = 20\nmax_retries = 4\ntimeout_seconds = 10\n"
             "[sync]\n"
             "workers = 3\nsettle_seconds = 0.1\nsettle_max_seconds = 2.0\n"
             "reconcile_interval_seconds = 3.0\nrescan_interval_seconds = 3.0\n"
             f"follow_symlinks = {str(self.follow).lower()}\n"
             "max_delete_fraction = 1.0\nshutdown_timeout_seconds = 5.0\n"
-            f"[state]\njournal = {q(str(self.journal))}\n"
-            '[log]\nlevel = "debug"\nformat = "json"\n'
+            + ("" if two else f"[state]\njournal = {q(str(self.journal))}\n")
+            + '[log]\nlevel = "debug"\nformat = "json"\n' + folders
         )
         return path
+
+    def stored(self, emu: RunningEmulator) -> list[Any]:
+        """What the emulator holds, less the neighbour folder's files (checked on their own
+        by :meth:`neighbour_diff`)."""
+        return [f for f in emu.stored() if decode_name(f.filename, NEIGHBOUR_PREFIX) is None
+                or self.profile.folders == 1]
+
+    def neighbour_diff(self, emu: RunningEmulator) -> list[str]:
+        """The neighbour folder's files are each in the workspace once, as they are."""
+        if self.profile.folders == 1:
+            return []
+        live = sorted((decode_name(f.filename, NEIGHBOUR_PREFIX), f.sha256)
+                      for f in emu.stored() if not f.deleted and not f.foreign
+                      and decode_name(f.filename, NEIGHBOUR_PREFIX) is not None)
+        want = sorted((rel, oracle.file_digest_bytes(data)) for rel, data in NEIGHBOUR.items())
+        return [] if live == want else [f"neighbour folder drifted: {live} != {want}"]
 
 
 class RemoteOps:
@@ -291,6 +326,11 @@ class RemoteOps:
         self.sim.log(f"short listings over at {_clock()}: {cut} cut short")
 
 
+NEIGHBOUR_PREFIX = "neighbour/"
+NEIGHBOUR = {"a.txt": b"the neighbour's a\n", "deep/er/b.txt": b"the neighbour's b\n",
+             "docs/a.txt": b"same path as one the sim may use\n"}
+
+
 def _clock() -> str:
     """The wall clock (UTC, as the daemon's log has it), to find a remote op in the logs."""
     return time.strftime("%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
@@ -353,7 +393,8 @@ def _run(sim: Sim) -> None:
                 f"follow_symlinks {sim.follow}")
         for op in initial_tree(sim.rng, sim.names, sim.world, sim.rng.randint(20, 60)):
             sim.apply(op, "init: ")
-        daemon = DaemonProcess(sim.config(), sim.key, sim.logs)
+        daemon = DaemonProcess(sim.config(), sim.key, sim.logs,
+                               ["--folder", "main"] if sim.profile.folders == 2 else [])
         daemon.start()
         try:
             _operate(sim, emu, daemon)
@@ -485,7 +526,8 @@ def _check(sim: Sim, emu: RunningEmulator, want: oracle.Expected) -> list[str]:
     except JournalError as exc:
         return [f"journal unreadable: {exc}"]
     return [
-        *oracle.diff(want, entries, errors, emu.stored(), sim.foreign, sim.prefix),
+        *oracle.diff(want, entries, errors, sim.stored(emu), sim.foreign, sim.prefix),
+        *sim.neighbour_diff(emu),
         *oracle.pending_diff(intents, tombstones, queued),
         *oracle.log_diff(want, oracle.log_events(sorted(sim.logs.glob("daemon-*.log")))),
     ]
@@ -500,7 +542,7 @@ def _cli_checks(sim: Sim, emu: RunningEmulator, daemon: DaemonProcess,
         return [f"syncd ls failed ({ls.returncode}): {ls.stderr.strip()}"]
     errors = oracle.journal_view(sim.journal)[1]
     entries = oracle.entries_from_ls_json(ls.stdout)
-    out += oracle.diff(want, entries, errors, emu.stored(), sim.foreign, sim.prefix)
+    out += oracle.diff(want, entries, errors, sim.stored(emu), sim.foreign, sim.prefix)
     text = daemon.cli("ls")
     out += [f"syncd ls does not show {e.path!r}" for e in entries
             if f"{e.file_id}  {e.size:>12}  {escape_path(e.path)}" not in text.stdout]

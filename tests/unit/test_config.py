@@ -11,15 +11,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from syncd.config import (
-    CREDENTIAL_NAME,
-    FolderSettings,
-    MetricsSettings,
-    Settings,
-    load_settings,
-    resolve_api_key,
-)
+from syncd.config import Settings, load_settings
+from syncd.credentials import CREDENTIAL_NAME, resolve_api_key
 from syncd.errors import ConfigError
+from syncd.sections import FolderSettings, MetricsSettings
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.toml"

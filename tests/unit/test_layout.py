@@ -14,8 +14,8 @@ PACKAGE = Path(syncd.__file__).parent
 # Each module's layer: a module imports only from its own layer or those below.
 LAYERS = [
     ("syncd.errors", "syncd.model"),
-    ("syncd.config", "syncd.logs", "syncd.metrics", "syncd.journal", "syncd.remote.protocol",
-     "syncd.remote.names"),
+    ("syncd.config", "syncd.sections", "syncd.credentials", "syncd.logs", "syncd.metrics",
+     "syncd.journal", "syncd.remote.protocol", "syncd.remote.names"),
     ("syncd.local", "syncd.remote"),
     ("syncd.engine",),
     ("syncd.service",),

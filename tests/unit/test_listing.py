@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from syncd import errors
-from syncd.remote.client import FilesClient, WorkspaceGuard, parse_page
+from syncd.remote.client import FilesClient, WorkspaceGuard
+from syncd.remote.files import parse_page
 from syncd.remote.protocol import BETA_VERSION, GA_VERSION
 from tests.conftest import Recorder
 from tests.unit.test_client import FILE, KEY, client_with, scripted

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.config import BUDGET_CREDENTIAL, load_settings, resolve_shared_budget_password
+from syncd.config import load_settings
+from syncd.credentials import BUDGET_CREDENTIAL, resolve_shared_budget_password
 from syncd.errors import ConfigError
 from syncd.logs import redact_url
 
