@@ -30,7 +30,7 @@ from bench.harness import (
     requests_total,
 )
 from bench.table import Row
-from syncd.engine.reconcile import full_pass_interval
+from syncd.engine.plan import full_pass_interval
 from syncd.journal import Journal
 from syncd.model import LocalStat
 from syncd.remote.names import encode_name

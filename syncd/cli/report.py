@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from syncd.config import Settings
-from syncd.engine.reconcile import INTERVAL_META, LISTED_META, PAGES_META, full_pass_interval
+from syncd.engine.plan import full_pass_interval
+from syncd.engine.reconcile import INTERVAL_META, LISTED_META, PAGES_META
 from syncd.errors import ConfigError
 from syncd.journal import Journal, lock_holder
 from syncd.model import Synced, read_stamp, rfc3339

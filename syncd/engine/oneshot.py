@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import structlog
 
-from syncd.engine.reconcile import plan, snapshot
+from syncd.engine.plan import plan, snapshot
 from syncd.engine.worker import WorkerPool
 from syncd.local.scan import check_root, scan_tree
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd.engine import oneshot
-from syncd.engine.reconcile import Ours, Plan, Shown, Snapshot, plan, snapshot
+from syncd.engine.plan import Ours, Plan, Shown, Snapshot, plan, snapshot
 from syncd.errors import IncompleteListing
 from syncd.journal import Journal
 from syncd.model import Intent

@@ -12,7 +12,7 @@ import pytest
 from syncd.cli.report import status_data
 from syncd.engine import oneshot
 from syncd.engine.mirror import Options
-from syncd.engine.reconcile import startup_listing
+from syncd.engine.plan import startup_listing
 from syncd.journal import Journal
 from syncd.model import rfc3339
 from tests.e2e.test_rebuild import cli

@@ -14,7 +14,8 @@ import pytest
 from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate
 from syncd.engine.dirtyqueue import DirtyQueue
-from syncd.engine.reconcile import LISTED_META, Missing, Reconciler
+from syncd.engine.plan import Missing
+from syncd.engine.reconcile import LISTED_META, Reconciler
 from syncd.errors import IncompleteListing
 from syncd.journal import Journal
 from syncd.local.ignore import IgnoreRules

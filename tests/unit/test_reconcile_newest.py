@@ -17,12 +17,12 @@ from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate
 from syncd.engine.dirtyqueue import DirtyQueue
 from syncd.engine.intents import WINDOW_MAX_PAGES, Window
+from syncd.engine.plan import full_pass_interval
 from syncd.engine.reconcile import (
     INTERVAL_META,
     LISTED_META,
     PAGES_META,
     Reconciler,
-    full_pass_interval,
 )
 from syncd.errors import IncompleteListing
 from syncd.journal import Journal

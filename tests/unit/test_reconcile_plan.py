@@ -1,4 +1,4 @@
-"""reconcile.plan(): the listing against a journal snapshot, built from values alone."""
+"""engine.plan.plan(): the listing against a journal snapshot, built from values alone."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syncd.engine.intents import CLOCK_SKEW, INTENT_GRACE, MAX_SKEW
-from syncd.engine.reconcile import (
+from syncd.engine.plan import (
     Missing,
     Ours,
     Plan,
