@@ -244,8 +244,10 @@ def run_loop(
     for mirror in group:
         check_root(mirror.root)  # before any request: a missing root stops here
     notifier.status("starting: checking the workspace")
-    runs = [_prepare(mirror, stop) for mirror in group]
+    runs: list[_Run] = []
     try:  # from the first thread started, so that whatever fails stops every one of them
+        for mirror in group:
+            runs.append(_prepare(mirror, stop))
         for run in runs:
             _start(run, progress)
         notifier.ready(status_line(group))
@@ -261,23 +263,30 @@ def run_loop(
 
 
 def _prepare(daemon: Mirror, stop: threading.Event) -> _Run:
-    """The start-up reconcile and scan of one folder; its threads, built but not started."""
+    """One folder's watcher, then its start-up reconcile and scan; its other threads built but
+    not started. The watcher starts first: a file written while the scan runs is found by the
+    scan or reported by the watcher (its mark waits in the queue), never by neither."""
     sync = daemon.settings.sync
-    daemon.publish_pauses()  # the last run's pauses are history now
-    first_reconcile = _first_reconcile(daemon)
-    scanned = _first_scan(daemon)
+    observer = start_watcher(daemon.root, daemon.hints())
+    try:
+        daemon.publish_pauses()  # the last run's pauses are history now
+        first_reconcile = _first_reconcile(daemon)
+        scanned = _first_scan(daemon)
+    except BaseException:
+        stop_watcher(observer)
+        raise
     pool = WorkerPool(
         daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal, daemon.on_journal_error,
         daemon.working,
     )
     now = time.monotonic()
-    timers = Timers(scan=now + sync.rescan_interval_seconds, watcher_retry=now + WATCHER_RETRY)
+    timers = Timers(scan=now + sync.rescan_interval_seconds, watcher_retry=now + WATCHER_RETRY,
+                    observer=observer)
     return _Run(daemon, pool, Janitor(daemon, stop, first_reconcile), timers, scanned)
 
 
 def _start(run: _Run, progress: bool) -> None:
     run.pool.start()
-    run.timers.observer = start_watcher(run.mirror.root, run.mirror.hints())
     run.janitor.start()
     if progress:
         run.timers.first_pass = run.mirror.progress(run.scanned).start()

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from syncd.engine import oneshot
+from syncd.engine.mirror import Mirror
+from syncd.local.scan import ScanResult
 from tests.syncenv import Bench, bench, wait_until
 
 pytestmark = pytest.mark.timeout(120)
@@ -169,3 +171,24 @@ def test_sync_then_run_on_one_daemon(tmp_path: Path) -> None:
             stop.set()
             runner.join(timeout=30)
         assert ["first.txt", "second.txt"] == sorted(b.remote())
+
+
+def test_a_file_written_just_after_the_start_up_scan_is_not_missed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The start-up scan walks, then a file appears before the workers run: the watcher, started
+    before the scan, reports it (it used to start after, and the file waited for the hourly
+    rescan)."""
+    from syncd.service import loop
+
+    scan = loop._first_scan
+
+    def scan_then_write(daemon: Mirror) -> ScanResult:
+        result = scan(daemon)
+        (daemon.root / "late.txt").write_bytes(b"written between the scan and the workers")
+        return result
+
+    monkeypatch.setattr(loop, "_first_scan", scan_then_write)
+    with bench(tmp_path) as b, b.running():
+        wait_until(lambda: "late.txt" in b.remote(), what="late.txt uploaded")
+        assert ["late.txt"] == sorted(b.remote())
