@@ -12,12 +12,19 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
+from syncd.engine.context import SyncContext
+from syncd.engine.deletes import DeleteGate
+from syncd.engine.dirtyqueue import DirtyQueue
+from syncd.engine.quota import QuotaPause
 from syncd.errors import BadRequest, FileChangedError, NotFound, SyncdError
+from syncd.journal import Journal
 from syncd.local.fs import Opener, fstat, open_path
+from syncd.local.ignore import IgnoreRules
 from syncd.model import LocalStat
 from syncd.remote.client import Cursor, FilePage, FilesClient, RemoteFile, UploadResult
 from syncd.remote.names import filename_problem
@@ -29,11 +36,40 @@ Call = tuple[str, ...]
 class Clock:
     """A clock the test moves (``now``), for the fake and the engine alike."""
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float = 1000.0) -> None:
         self.now = now
 
     def __call__(self) -> float:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def drain(queue: DirtyQueue, limit: int = 100_000) -> list[str]:
+    """Every path of ``queue`` ready now, each released at once (bounded)."""
+    out: list[str] = []
+    for _ in range(limit):
+        path = queue.pop_ready()
+        if path is None:
+            break
+        out.append(path)
+        queue.done(path)
+    return out
+
+
+@contextmanager
+def fake_context(tmp_path: Path, clock: Clock, fake: FakeFiles) -> Iterator[SyncContext]:
+    """A SyncContext over ``fake`` on a real journal in ``tmp_path``: an empty root, a queue
+    without settling and a delete gate at 0.5, all on ``clock``."""
+    root = tmp_path / "root"
+    root.mkdir()
+    with Journal.open(tmp_path / "state" / "journal.db", str(root), "https://fake.invalid") as j:
+        yield SyncContext(
+            root=root, rules=IgnoreRules.load(root), follow_symlinks=False, name_prefix="",
+            client=cast(FilesClient, fake), journal=j, queue=DirtyQueue(0.0, 0.0, clock=clock),
+            gate=DeleteGate(0.5, clock=clock), clock=clock, quota=QuotaPause(clock),
+        )
 
 
 class FakeFiles:

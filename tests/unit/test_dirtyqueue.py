@@ -5,36 +5,12 @@ from __future__ import annotations
 import threading
 
 from syncd.engine.dirtyqueue import DirtyQueue
-
-
-class Clock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.fakes import Clock, drain
 
 
 def make(settle: float = 2.0, settle_max: float = 10.0, **kwargs: int) -> tuple[DirtyQueue, Clock]:
     clock = Clock()
     return DirtyQueue(settle, settle_max, clock=clock, **kwargs), clock
-
-
-def drain(queue: DirtyQueue, limit: int = 100_000) -> list[str]:
-    """Every path ready now, each released at once (bounded)."""
-    out: list[str] = []
-    for _ in range(limit):
-        path = queue.pop_ready()
-        if path is None:
-            break
-        out.append(path)
-        queue.done(path)
-    return out
 
 
 def test_marks_coalesce() -> None:

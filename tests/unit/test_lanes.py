@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from syncd.engine.dirtyqueue import DirtyQueue
 from syncd.engine.lanes import Lane, LanePolicy, ShareRule
-from tests.fakes import Clock
+from tests.fakes import Clock, drain
 
 LIVE, BACKLOG = Lane.LIVE, Lane.BACKLOG
 
@@ -13,18 +13,6 @@ LIVE, BACKLOG = Lane.LIVE, Lane.BACKLOG
 def make(policy: LanePolicy | None = None, settle: float = 0.0) -> tuple[DirtyQueue, Clock]:
     clock = Clock(1000.0)
     return DirtyQueue(settle, 60.0, clock=clock, policy=policy), clock
-
-
-def drain(queue: DirtyQueue, limit: int = 10_000) -> list[str]:
-    """Every path ready now, each released at once (bounded)."""
-    out: list[str] = []
-    for _ in range(limit):
-        path = queue.pop_ready()
-        if path is None:
-            break
-        out.append(path)
-        queue.done(path)
-    return out
 
 
 def test_live_paths_go_before_the_backlog() -> None:

@@ -7,7 +7,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import pytest
 
@@ -18,10 +17,8 @@ from syncd.engine.plan import Missing
 from syncd.engine.reconcile import LISTED_META, Reconciler
 from syncd.errors import IncompleteListing
 from syncd.journal import Journal
-from syncd.local.ignore import IgnoreRules
 from syncd.model import FileRow, LocalStat, Synced, stamp
-from syncd.remote.client import FilesClient
-from tests.fakes import Clock, FakeFiles
+from tests.fakes import Clock, FakeFiles, fake_context
 
 T0 = 1_700_000_000.0
 MTIME = 1_699_990_000 * 10**9
@@ -58,18 +55,9 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    root = tmp_path / "root"
-    root.mkdir()
-    clock = Clock(T0)
-    fake = FakeFiles(clock)
-    queue = DirtyQueue(0.0, 0.0, clock=clock)
-    gate = DeleteGate(0.5, clock=clock)
-    with Journal.open(tmp_path / "state" / "journal.db", str(root), "https://fake.invalid") as j:
-        ctx = SyncContext(
-            root=root, rules=IgnoreRules.load(root), follow_symlinks=False, name_prefix="",
-            client=cast(FilesClient, fake), journal=j, queue=queue, gate=gate, clock=clock,
-        )
-        yield Env(root, fake, j, queue, gate, ctx)
+    fake = FakeFiles(clock := Clock(T0))
+    with fake_context(tmp_path, clock, fake) as ctx:
+        yield Env(ctx.root, fake, ctx.journal, ctx.queue, ctx.gate, ctx)
 
 
 def test_a_copy_the_listing_lacks_is_marked_gone_and_queued(env: Env) -> None:

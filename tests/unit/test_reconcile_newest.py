@@ -8,7 +8,6 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
 import pytest
 from structlog.testing import capture_logs
@@ -26,10 +25,9 @@ from syncd.engine.reconcile import (
 )
 from syncd.errors import IncompleteListing
 from syncd.journal import Journal
-from syncd.local.ignore import IgnoreRules
 from syncd.model import FileRow, LocalStat, Synced, stamp
-from syncd.remote.client import FilesClient, RemoteFile
-from tests.fakes import Clock, FakeFiles
+from syncd.remote.client import RemoteFile
+from tests.fakes import Clock, FakeFiles, fake_context
 
 T0 = 1_700_000_000.0
 MTIME = 1_699_990_000 * 10**9
@@ -129,21 +127,12 @@ class Env:
 def env(tmp_path: Path) -> Iterator[Env]:
     """A journal whose last full pass began 100 s ago (2 pages), and a service listing newest
     first."""
-    root = tmp_path / "root"
-    root.mkdir()
-    clock = Clock(T0)
-    fake = FakeFiles(clock)
+    fake = FakeFiles(clock := Clock(T0))
     fake.newest_first = True
-    queue = DirtyQueue(0.0, 0.0, clock=clock)
-    gate = DeleteGate(0.5, clock=clock)
-    with Journal.open(tmp_path / "state" / "journal.db", str(root), "https://fake.invalid") as j:
-        ctx = SyncContext(
-            root=root, rules=IgnoreRules.load(root), follow_symlinks=False, name_prefix="",
-            client=cast(FilesClient, fake), journal=j, queue=queue, gate=gate, clock=clock,
-        )
-        j.set_meta(LISTED_META, stamp(T0 - 100))
-        j.set_meta(PAGES_META, "2")
-        yield Env(root, fake, j, queue, gate, ctx)
+    with fake_context(tmp_path, clock, fake) as ctx:
+        ctx.journal.set_meta(LISTED_META, stamp(T0 - 100))
+        ctx.journal.set_meta(PAGES_META, "2")
+        yield Env(ctx.root, fake, ctx.journal, ctx.queue, ctx.gate, ctx)
 
 
 RECORDS = (stamp(T0 - 100), "2", None, None)

@@ -8,21 +8,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
 import pytest
 
 from syncd.engine.context import SyncContext
 from syncd.engine.deletes import DeleteGate
 from syncd.engine.dirtyqueue import DirtyQueue
-from syncd.engine.quota import PROBE_INTERVAL, QuotaPause
+from syncd.engine.quota import PROBE_INTERVAL
 from syncd.engine.worker import Syncer, WorkerPool
 from syncd.errors import BadAnswer, BadRequest, ConnectionFailed, QuotaExceeded, ServerError
 from syncd.journal import Journal
-from syncd.local.ignore import IgnoreRules
 from syncd.model import Failure, FileRow, Intent, LocalStat, Synced, Tombstone
-from syncd.remote.client import FilesClient
-from tests.fakes import Clock, FakeFiles
+from tests.fakes import Clock, FakeFiles, fake_context
 from tests.syncenv import wait_until
 
 T0 = 1_700_000_000.0
@@ -50,19 +47,9 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    root = tmp_path / "root"
-    root.mkdir()
-    clock = Clock(T0)
-    fake = FakeFiles(clock)
-    queue = DirtyQueue(0.0, 0.0, clock=clock)
-    gate = DeleteGate(0.5, clock=clock)
-    with Journal.open(tmp_path / "state" / "journal.db", str(root), "https://fake.invalid") as j:
-        ctx = SyncContext(
-            root=root, rules=IgnoreRules.load(root), follow_symlinks=False, name_prefix="",
-            client=cast(FilesClient, fake), journal=j, queue=queue, gate=gate, clock=clock,
-            quota=QuotaPause(clock),
-        )
-        yield Env(root, clock, fake, j, queue, gate, ctx, Syncer(ctx))
+    fake = FakeFiles(clock := Clock(T0))
+    with fake_context(tmp_path, clock, fake) as ctx:
+        yield Env(ctx.root, clock, fake, ctx.journal, ctx.queue, ctx.gate, ctx, Syncer(ctx))
 
 
 def sha(data: bytes) -> str:
