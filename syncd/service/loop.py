@@ -299,7 +299,8 @@ def _stop(runs: list[_Run]) -> None:
         if run.timers.first_pass:
             run.timers.first_pass.stop()
         stop_watcher(run.timers.observer)
-    timeout = max(r.mirror.settings.sync.shutdown_timeout_seconds for r in runs)
+    # No run at all when the first folder's start-up failed: its error must go on up.
+    timeout = max((r.mirror.settings.sync.shutdown_timeout_seconds for r in runs), default=0.0)
     deadline = time.monotonic() + timeout
     for run in runs:
         drained = run.pool.stop(deadline)
@@ -307,7 +308,8 @@ def _stop(runs: list[_Run]) -> None:
         run.mirror.drained = drained
         if drained:
             _write_manifest(run.mirror, run.timers, force=True)
-        log.info("stopped", folder=run.mirror.name or None, drained=drained)
+        log.info("stopped", drained=drained, **({"folder": run.mirror.name} if run.mirror.name
+                                                else {}))
 
 
 def _first_reconcile(daemon: Mirror) -> float:

@@ -126,11 +126,13 @@ def test_missing_key_names_anthropic_api_key(tmp_path: Path) -> None:
     assert 2 == result.returncode and "ANTHROPIC_API_KEY" in result.stderr
 
 
-def test_rejected_key_is_a_clear_exit_2(tmp_path: Path) -> None:
-    """A key the service rejects: exit 2 with 'rejected the API key', the key not shown."""
+@pytest.mark.parametrize("command", ["sync", "run"])
+def test_rejected_key_is_a_clear_exit_2(tmp_path: Path, command: str) -> None:
+    """A key the service rejects (`run`: at its start-up reconcile): exit 2 with 'rejected the
+    API key', the key not shown."""
     with bench(tmp_path) as b:
         config = config_for(b, tmp_path / "c.toml")
-        result = run_cli("sync", "--config", str(config),
+        result = run_cli(command, "--config", str(config),
                          env={"ANTHROPIC_API_KEY": "sk-ant-wrong-123"})
     assert 2 == result.returncode and "rejected the API key" in result.stderr
     assert "sk-ant-wrong-123" not in result.stderr
