@@ -100,6 +100,11 @@ class SafetyStop(SyncdError):
     """A scan would delete more than allowed; nothing was deleted remotely."""
 
 
+class RootMoved(SafetyStop):
+    """The directory at the root's path is not the one first synced (checked on the fd about to
+    be read under): nothing under it is read; the worker leaves the path for later."""
+
+
 class ApiError(SyncdError):
     """An answer (or the lack of one) from the Files API.
 

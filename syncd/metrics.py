@@ -64,6 +64,7 @@ class Metrics:
         self._upload_time = f.upload_time.labels(folder)
         self._reconciled = f.reconciled.labels(folder)
         self._lock = threading.Lock()
+        self._requests: dict[tuple[str, int | None], Any] = {}  # labelled once per op and status
         self.files_done = 0
         self.bytes_done = 0
         self.changes = 0  # bumps whenever the path -> file_id map changes (manifest trigger)
@@ -75,8 +76,12 @@ class Metrics:
 
     def request(self, op: str, status: int | None, _duration: float) -> None:
         """One request answered (status None: no HTTP answer)."""
-        self._families.requests.labels(self.folder, op,
-                                       str(status) if status is not None else "none").inc()
+        counter = self._requests.get((op, status))
+        if counter is None:  # labels() costs more than the count: look each pair up once
+            label = str(status) if status is not None else "none"
+            counter = self._families.requests.labels(self.folder, op, label)
+            self._requests[(op, status)] = counter
+        counter.inc()
         if status == 429:
             self._limited.inc()
 

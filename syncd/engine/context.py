@@ -11,6 +11,7 @@ from syncd.engine.deletes import DeleteGate
 from syncd.engine.dirtyqueue import DirtyQueue
 from syncd.engine.quota import QuotaPause
 from syncd.journal import Journal
+from syncd.local.fs import RootId
 from syncd.local.ignore import IgnoreRules
 from syncd.local.openwrites import OpenWrites
 from syncd.metrics import Metrics
@@ -35,3 +36,5 @@ class SyncContext:
     metrics: Metrics = field(default_factory=Metrics)
     quota: QuotaPause = field(default_factory=QuotaPause)
     writes: OpenWrites | None = None  # files the watcher saw opened for writing
+    # The root's identity as first synced (RootGuard.identity): what a root fd must be.
+    root_identity: Callable[[], RootId | None] = lambda: None

@@ -35,7 +35,7 @@ from syncd.engine.quota import QuotaPause
 from syncd.engine.reconcile import Reconciler
 from syncd.engine.wiring import bind_workspace, make_client
 from syncd.engine.worker import Syncer
-from syncd.errors import JournalError, SafetyStop, SyncdError
+from syncd.errors import JournalError, RootMoved, SafetyStop, SyncdError
 from syncd.journal import Journal
 from syncd.local.ignore import IgnoreRules
 from syncd.local.openwrites import OpenWrites
@@ -101,17 +101,18 @@ class Mirror:
                                                   sync.backlog_share))
         self.gate = DeleteGate(sync.max_delete_fraction, self.options.allow_mass_delete)
         self.warn = WarnOnce()
+        self.root_guard = RootGuard(self.root, self.journal, self.options.accept_new_root)
         self.ctx = SyncContext(
             root=self.root, rules=self._load_rules(settings), follow_symlinks=sync.follow_symlinks,
             name_prefix=settings.remote.name_prefix, client=self.client, journal=self.journal,
             queue=self.queue, gate=self.gate, clock=clock, warn=self.warn, metrics=self.metrics,
             quota=QuotaPause(clock), writes=OpenWrites(sync.settle_max_seconds, clock),
+            root_identity=self.root_guard.identity,
         )
         self.syncer = Syncer(self.ctx)
         missing = 1.0 if self.options.allow_mass_reupload else sync.max_missing_fraction
         self.reconciler = Reconciler(self.ctx, self.gate, missing, listing_share(settings))
         self.flags = Flags()  # what crosses threads: pauses, the fatal error (engine/flags.py)
-        self.root_guard = RootGuard(self.root, self.journal, self.options.accept_new_root)
         self.unreadable: dict[str, str] = {}  # folders the last scan could not read -> why
         self.overflow_problem: str | None = None  # `sync`: paths left unseen after an overflow
         self._skip_reasons: dict[str, str] = {}
@@ -289,10 +290,8 @@ class Mirror:
             self.gate.request(path)  # a worker has it; ask again next time
             return
         try:
-            if not self.ctx.rules.ignored(path) and local_stat(
-                self.root, path, self.ctx.follow_symlinks
-            ) is not None:
-                return  # it came back
+            if not self.ctx.rules.ignored(path) and self._still_here(path):
+                return  # it came back (or the root was swapped: decide once it is back)
             tomb = self.journal.remove(path)
             if tomb is not None and delete_owed(
                 self.client, self.journal, tomb.file_id, self.clock, self.gate
@@ -314,14 +313,31 @@ class Mirror:
         if self.flags.suspend(str(exc)) is None:
             log.error("journal not writable; pausing until it is", error=str(exc))
 
+    def _still_here(self, path: str) -> bool:
+        try:
+            return local_stat(self.root, path, self.ctx.follow_symlinks,
+                              self.root_guard.identity()) is not None
+        except RootMoved:
+            self.gate.request(path)
+            return True
+
+    def may_take_work(self) -> bool:
+        """:meth:`working` without the root's stat, for the workers before each path: they
+        check the root on the fd they read under instead (:mod:`syncd.local.fs`), and report a
+        swapped root through :meth:`root_moved`."""
+        flags = self.flags
+        return flags.fatal is None and flags.suspended is None and not flags.root_refused
+
+    def root_moved(self) -> None:
+        """A worker found another directory at the root's path: pause now, not at the loop's
+        next turn (the check logs and publishes the reason)."""
+        self.check_root_identity()
+
     def working(self) -> bool:
         """False while paused (the journal cannot be written, or the root is not the directory
         first synced: checked here too, so workers stop before the loop's next turn) and once
         a fatal error stopped the daemon (no worker takes another path while it shuts down)."""
-        flags = self.flags
-        if flags.fatal is not None or flags.suspended is not None or flags.root_refused:
-            return False
-        return not self.root_guard.moved()
+        return self.may_take_work() and not self.root_guard.moved()
 
     def note_threads(self, problem: str | None) -> None:
         """The loop's verdict on the long-lived threads: None while all live and turn."""

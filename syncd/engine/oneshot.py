@@ -39,7 +39,7 @@ def sync_once(mirror: Mirror) -> int:
     scanned = mirror.scan()
     mirror.renew()
     pool = WorkerPool(mirror.syncer, mirror.queue, mirror.settings.sync.workers, mirror.on_fatal,
-                      may_work=mirror.working)
+                      may_work=mirror.may_take_work, on_root_moved=mirror.root_moved)
     bar = mirror.progress(scanned).start() if mirror.options.progress else None
     pool.start()
     try:

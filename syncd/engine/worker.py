@@ -31,6 +31,7 @@ from syncd.errors import (
     LocalFileError,
     PermanentError,
     QuotaExceeded,
+    RootMoved,
     TransientError,
 )
 from syncd.local.contenttype import HEAD_BYTES, content_type
@@ -53,7 +54,8 @@ class Syncer:
 
     def process(self, path: str) -> None:
         """Bring the remote copy of ``path`` in line with the local file."""
-        with FileSource(self.ctx.root, path, self.ctx.follow_symlinks) as source:
+        ctx = self.ctx
+        with FileSource(ctx.root, path, ctx.follow_symlinks, ctx.root_identity()) as source:
             self._process(path, source)
 
     def _process(self, path: str, source: FileSource) -> None:
@@ -182,7 +184,8 @@ class Syncer:
     def _vanished(self, path: str) -> bool:
         """True when ``path`` is no longer an eligible file (so a failed read is no error)."""
         try:
-            return local_stat(self.ctx.root, path, self.ctx.follow_symlinks) is None
+            ctx = self.ctx
+            return local_stat(ctx.root, path, ctx.follow_symlinks, ctx.root_identity()) is None
         except LocalFileError:
             return False
 
@@ -233,6 +236,7 @@ class WorkerPool:
         on_fatal: Callable[[BaseException], None],
         on_journal_error: Callable[[JournalError], None] | None = None,
         may_work: Callable[[], bool] = lambda: True,
+        on_root_moved: Callable[[], None] = lambda: None,
     ) -> None:
         self._syncer = syncer
         self._queue = queue
@@ -240,6 +244,7 @@ class WorkerPool:
         self._on_fatal = on_fatal
         self._on_journal_error = on_journal_error or on_fatal
         self._may_work = may_work
+        self._on_root_moved = on_root_moved
         self._threads = [
             threading.Thread(target=self._run, name=f"syncd-worker-{i}", daemon=True)
             for i in range(n)
@@ -298,6 +303,9 @@ class WorkerPool:
         live = LIVE.set(self._queue.lane_of(path) is Lane.LIVE)
         try:
             self._syncer.process(path)
+        except RootMoved:  # another directory at the root's path: nothing under it was read
+            self._queue.defer_for(path, 1)
+            self._on_root_moved()
         except JournalMismatchError as exc:  # another workspace: stop before acting
             self._queue.defer_for(path, 1)
             self._on_fatal(exc)

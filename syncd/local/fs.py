@@ -16,6 +16,10 @@ Without ``/proc`` nothing can be proven, so such a link is not followed.
 
 Directories are opened with ``O_PATH`` where the platform has it: it needs only the search
 permission a path lookup needs, so a ``--x`` directory stays traversable as it was for ``stat``.
+
+Given the root's identity (device, inode) as first synced (invariant 11), the root's fd is
+checked against it before anything under it is opened: a directory swapped in at the root's
+path raises RootMoved, and nothing in it is read or stat'ed.
 """
 
 from __future__ import annotations
@@ -28,11 +32,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from syncd.errors import LocalFileError
+from syncd.errors import LocalFileError, RootMoved
 from syncd.model import LocalStat
 
 CHUNK = 1024 * 1024
 Opener = Callable[[], BinaryIO]
+RootId = tuple[int, int]  # the root directory's (st_dev, st_ino)
 T = TypeVar("T")
 
 _PATH = getattr(os, "O_PATH", os.O_RDONLY)
@@ -45,24 +50,29 @@ _LEAF = _FILE | os.O_NOFOLLOW
 _NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO})
 
 
-def open_file(root: Path, rel: str, follow: bool) -> BinaryIO | None:
+def open_file(
+    root: Path, rel: str, follow: bool, root_id: RootId | None = None
+) -> BinaryIO | None:
     """The regular file at ``rel`` under ``root``, open for reading; None if there is none.
 
     None: missing, not a regular file, reached through a symlinked directory, or a symlink
     (unless ``follow`` and the opened file is inside root). Raises LocalFileError when the
     answer is unknown (permission denied, an I/O error).
     """
-    opened = open_regular(root, rel, follow)
+    opened = open_regular(root, rel, follow, root_id)
     return None if opened is None else opened[0]
 
 
-def open_regular(root: Path, rel: str, follow: bool) -> tuple[BinaryIO, LocalStat] | None:
+def open_regular(
+    root: Path, rel: str, follow: bool, root_id: RootId | None = None
+) -> tuple[BinaryIO, LocalStat] | None:
     """:func:`open_file`, and the stat of the file it opened (from the fd)."""
     names = _names(rel)
     if names is None:
         return None
     try:
-        fd = _under(root, names, lambda top, parent, name: _open_leaf(top, parent, name, follow))
+        fd = _under(root, names, lambda top, parent, name: _open_leaf(top, parent, name, follow),
+                    root_id)
         return None if fd is None else _regular(fd)
     except OSError as exc:
         if exc.errno in _NOT_THERE:
@@ -81,10 +91,13 @@ class FileSource:
     attempt took.
     """
 
-    def __init__(self, root: Path, rel: str, follow: bool) -> None:
+    def __init__(
+        self, root: Path, rel: str, follow: bool, root_id: RootId | None = None
+    ) -> None:
         self._root = root
         self._rel = rel
         self._follow = follow
+        self._root_id = root_id
         self._kept: BinaryIO | None = None
 
     def look(self) -> LocalStat | None:
@@ -92,9 +105,9 @@ class FileSource:
         LocalFileError when even its stat is unknown."""
         self.close()
         try:
-            opened = open_regular(self._root, self._rel, self._follow)
-        except LocalFileError:
-            info = stat_under(self._root, self._rel, self._follow)  # unreadable: a stat will do
+            opened = open_regular(self._root, self._rel, self._follow, self._root_id)
+        except LocalFileError:  # unreadable: a stat will do
+            info = stat_under(self._root, self._rel, self._follow, self._root_id)
             return None if info is None else LocalStat.from_stat(info)
         if opened is None:
             return None
@@ -104,14 +117,14 @@ class FileSource:
     def hash_unchanged(self, stat: LocalStat) -> str | None:
         """:func:`hash_unchanged` on the looked-at file when there is one."""
         if self._kept is None:
-            return hash_unchanged(self._root, self._rel, stat, self._follow)
+            return hash_unchanged(self._root, self._rel, stat, self._follow, self._root_id)
         return _hash_if_unchanged(self._kept, self._rel, stat)
 
     def head(self, size: int) -> bytes:
         """Up to ``size`` first bytes; empty when the file cannot be read (sniffing only)."""
         if self._kept is None:
             try:
-                self._kept = open_file(self._root, self._rel, self._follow)
+                self._kept = open_file(self._root, self._rel, self._follow, self._root_id)
             except LocalFileError:
                 return b""
         if self._kept is None:
@@ -126,7 +139,7 @@ class FileSource:
         handle, self._kept = self._kept, None
         if handle is not None:
             return handle
-        handle = open_file(self._root, self._rel, self._follow)
+        handle = open_file(self._root, self._rel, self._follow, self._root_id)
         if handle is None:
             raise LocalFileError(
                 f"cannot read {self._rel}: no longer a regular file under the root"
@@ -157,7 +170,9 @@ def open_path(path: Path) -> BinaryIO:
     return opened[0]
 
 
-def stat_under(root: Path, rel: str, follow: bool) -> os.stat_result | None:
+def stat_under(
+    root: Path, rel: str, follow: bool, root_id: RootId | None = None
+) -> os.stat_result | None:
     """The stat of the regular file at ``rel`` (as open_file would reach it), or None.
 
     Cheap: a plain file is lstat'ed relative to its directory's fd, not opened; a followed link
@@ -167,7 +182,8 @@ def stat_under(root: Path, rel: str, follow: bool) -> os.stat_result | None:
     if names is None:
         return None
     try:
-        info = _under(root, names, lambda top, parent, name: _stat_leaf(top, parent, name, follow))
+        info = _under(root, names, lambda top, parent, name: _stat_leaf(top, parent, name, follow),
+                      root_id)
     except OSError as exc:
         if exc.errno in _NOT_THERE:
             return None
@@ -189,13 +205,15 @@ def hash_handle(handle: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def hash_unchanged(root: Path, rel: str, stat: LocalStat, follow: bool) -> str | None:
+def hash_unchanged(
+    root: Path, rel: str, stat: LocalStat, follow: bool, root_id: RootId | None = None
+) -> str | None:
     """The sha256 of ``rel`` if it is the version ``stat`` names before AND after the read.
 
     None when it is not (a rewrite while hashing would give a sha256 no content has), or when
     there is no eligible file. Raises LocalFileError when it cannot be read.
     """
-    handle = open_file(root, rel, follow)
+    handle = open_file(root, rel, follow, root_id)
     if handle is None:
         return None
     with handle:
@@ -218,11 +236,18 @@ def _names(rel: str) -> list[str] | None:
     return None if "\0" in rel or any(n in ("", ".", "..") for n in names) else names
 
 
-def _under(root: Path, names: list[str], use: Callable[[int, int, str], T]) -> T:
-    """``use(root_fd, parent_fd, leaf)`` with the leaf's directory reached without links."""
+def _under(
+    root: Path, names: list[str], use: Callable[[int, int, str], T], root_id: RootId | None
+) -> T:
+    """``use(root_fd, parent_fd, leaf)`` with the leaf's directory reached without links, from
+    a root fd that is the directory ``root_id`` names (when given)."""
     top = os.open(root, _ROOT)
     fd = top
     try:
+        if root_id is not None:
+            info = os.fstat(top)
+            if (info.st_dev, info.st_ino) != root_id:
+                raise RootMoved(f"root {root} is no longer the directory first synced")
         for name in names[:-1]:
             child = os.open(name, _DIR, dir_fd=fd)
             if fd != top:

@@ -32,6 +32,7 @@ class RootGuard:
         self._accept_new = accept_new  # spent once used: a second change is refused again
         self._lock = threading.Lock()
         self._known: str | None = None
+        self._known_id: tuple[int, int] | None = None  # the same, parsed, for the workers
 
     def problem(self) -> str | None:
         """Why the root must not be worked on now (gone, replaced, unmounted), or None.
@@ -54,6 +55,7 @@ class RootGuard:
                 self._journal.set_meta(META_KEY, identity)
                 known = identity
             self._known = known
+            self._known_id = _parse(known)
         if known != identity:
             return (
                 f"root {self.root} is not the directory first synced (replaced or unmounted?); "
@@ -62,9 +64,14 @@ class RootGuard:
             )
         return None
 
+    def identity(self) -> tuple[int, int] | None:
+        """The known root's (st_dev, st_ino), for the workers to check the root fd they read
+        under (:mod:`syncd.local.fs`); None before the first :meth:`problem`."""
+        return self._known_id
+
     def moved(self) -> bool:
-        """Cheap, for every worker before each path: True when the root is gone or is not the
-        directory last known (nothing is known before the first :meth:`problem`)."""
+        """True when the root is gone or is not the directory last known (nothing is known
+        before the first :meth:`problem`)."""
         known = self._known
         if known is None:
             return False
@@ -76,3 +83,11 @@ class RootGuard:
 
 def _identity(info: os.stat_result) -> str:
     return f"{info.st_dev}:{info.st_ino}"
+
+
+def _parse(identity: str) -> tuple[int, int] | None:
+    dev, _, ino = identity.partition(":")
+    try:
+        return int(dev), int(ino)
+    except ValueError:  # a journal's value this version did not write: the stat check remains
+        return None

@@ -18,7 +18,7 @@ import structlog
 
 from syncd.errors import SafetyStop
 from syncd.journal import Journal, ScanRow
-from syncd.local.fs import stat_under
+from syncd.local.fs import RootId, stat_under
 from syncd.local.ignore import IgnoreRules
 from syncd.model import RACY_WINDOW_NS, FileRow, LocalStat, is_racy
 
@@ -64,7 +64,9 @@ def check_root(root: Path) -> os.stat_result:
     return root_stat
 
 
-def local_stat(root: Path, rel: str, follow_symlinks: bool) -> LocalStat | None:
+def local_stat(
+    root: Path, rel: str, follow_symlinks: bool, root_id: RootId | None = None
+) -> LocalStat | None:
     """The stat of an eligible regular file at ``rel``, or None if there is none to sync.
 
     Reached as :mod:`syncd.local.fs` reads: from root's fd, never through a symlinked directory
@@ -72,7 +74,7 @@ def local_stat(root: Path, rel: str, follow_symlinks: bool) -> LocalStat | None:
     opened fd. Raises LocalFileError when the answer is unknown (permission denied): never a
     deletion.
     """
-    info = stat_under(root, rel, follow_symlinks)
+    info = stat_under(root, rel, follow_symlinks, root_id)
     return None if info is None else LocalStat.from_stat(info)
 
 

@@ -277,7 +277,7 @@ def _prepare(daemon: Mirror, stop: threading.Event) -> _Run:
         raise
     pool = WorkerPool(
         daemon.syncer, daemon.queue, sync.workers, daemon.on_fatal, daemon.on_journal_error,
-        daemon.working,
+        daemon.may_take_work, daemon.root_moved,
     )
     now = time.monotonic()
     timers = Timers(scan=now + sync.rescan_interval_seconds, watcher_retry=now + WATCHER_RETRY,

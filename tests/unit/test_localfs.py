@@ -27,7 +27,7 @@ from syncd.engine.deletes import DeleteGate
 from syncd.engine.dirtyqueue import DirtyQueue
 from syncd.engine.reconcile import Reconciler
 from syncd.engine.worker import Syncer
-from syncd.errors import LocalFileError
+from syncd.errors import LocalFileError, RootMoved
 from syncd.journal import Journal
 from syncd.local import fs as localfs
 from syncd.local.contenttype import content_type
@@ -160,6 +160,32 @@ def test_directory_swapped_for_an_outside_link_is_never_read(tree: Path) -> None
         local_stat(tree, "d/f", False), local_stat(tree, "d/f", True),
     ]
     assert expected == actual
+
+
+def test_a_root_that_is_not_the_one_first_synced_is_never_read_under(
+    tree: Path, tmp_path: Path
+) -> None:
+    """Given the root's identity, every way of reading checks the root fd it walks from: under
+    another directory at the root's path, each raises RootMoved and reads nothing."""
+    info = tree.stat()
+    first = (info.st_dev, info.st_ino)
+    assert INSIDE == read_all(open_file(tree, "d/f", False, first))  # the right root reads
+    os.rename(tree, tmp_path / "away")
+    (tree / "d").mkdir(parents=True)
+    (tree / "d" / "f").write_bytes(OUTSIDE)
+    reads: list[Callable[[], object]] = [
+        lambda: open_file(tree, "d/f", False, first),
+        lambda: FileSource(tree, "d/f", False, first).look(),
+        lambda: FileSource(tree, "d/f", False, first)(),
+        lambda: hash_unchanged(tree, "d/f", stat_of(tree / "d" / "f"), False, first),
+        lambda: local_stat(tree, "d/f", False, first),
+    ]
+    refused = 0
+    for read in reads:
+        with pytest.raises(RootMoved, match="no longer the directory first synced"):
+            read()
+        refused += 1
+    assert refused == len(reads)
 
 
 def test_opener_refuses_a_path_through_a_link_with_a_local_error(tree: Path) -> None:

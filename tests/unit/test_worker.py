@@ -316,3 +316,25 @@ def test_a_pool_retry_is_timed_by_the_queues_clock() -> None:
     early = queue.get(timeout=0)
     now[0] = 1030.0
     assert (None, "a.txt") == (early, queue.get(timeout=0))
+
+
+def test_a_root_swapped_under_a_worker_reads_nothing_and_pauses(env: Env, tmp_path: Path) -> None:
+    """The root's identity is checked on the fd the worker reads under: with another directory
+    at the root's path, nothing is uploaded or recorded as failed, the path waits (not lost),
+    and the pool reports the swap so the daemon pauses."""
+    env.write("a.txt", b"first")
+    info = env.root.stat()
+    env.ctx.root_identity = lambda: (info.st_dev, info.st_ino)
+    os.rename(env.root, tmp_path / "away")
+    env.root.mkdir()
+    (env.root / "a.txt").write_bytes(b"a stranger's file")
+    env.queue.mark("a.txt")
+    moved: list[bool] = []
+    pool = WorkerPool(env.syncer, env.queue, 1, on_fatal=pytest.fail,
+                      on_root_moved=lambda: moved.append(True))
+    pool.start()
+    try:
+        wait_until(lambda: bool(moved), timeout=10, what="the swap reported")
+    finally:
+        pool.stop(time.monotonic() + 10)
+    assert (env.fake.uploads(), env.journal.get("a.txt"), env.queue.depth()) == ([], None, (1, 0))
