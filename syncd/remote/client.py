@@ -127,8 +127,14 @@ class FilesClient:
             timeout=httpx.Timeout(timeout, connect=10.0),
             transport=transport,
         )
-        # Merged with the base URL once, not parsed again for each of thousands of uploads.
-        self._upload_url = self._http.build_request("POST", "/v1/files").url
+        # The upload's URL, headers and timeouts merged once (build_request merges them again for
+        # each of thousands of uploads); each upload adds only its body's two headers.
+        template = self._http.build_request("POST", "/v1/files")
+        self._upload_url = template.url
+        self._upload_headers = [
+            (k, v) for k, v in template.headers.multi_items() if k not in ("content-length",)
+        ]
+        self._upload_extensions = template.extensions
 
     def __repr__(self) -> str:
         return f"FilesClient(base_url={self.base_url!r})"
@@ -183,7 +189,7 @@ class FilesClient:
             # A later attempt's error (a 500, the file gone) says nothing of the lost ones.
             exc.maybe_stored = exc.maybe_stored or bool(lost)
             raise
-        return replace(result, maybe_orphans=bool(lost))
+        return replace(result, maybe_orphans=True) if lost else result
 
     def clock_skew(self) -> float:
         """Seconds the service's clock runs ahead of ours (negative: behind), from ``date``."""
@@ -299,8 +305,10 @@ class FilesClient:
             body = MultipartFile(
                 handle, before.size, remote_name, content_type, self._upload_fields()
             )
-            request = self._http.build_request(
-                "POST", self._upload_url, content=body, headers=body.headers()
+            request = httpx.Request(
+                "POST", self._upload_url, content=body,
+                headers=[*self._upload_headers, *body.headers().items()],
+                extensions=dict(self._upload_extensions),
             )
             response = self._send("upload", request)
             try:

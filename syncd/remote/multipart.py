@@ -6,6 +6,7 @@ The file is never held in memory, and the sha256 is of exactly the bytes sent.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import secrets
 from collections.abc import Iterator
 from typing import Any, BinaryIO
@@ -13,6 +14,10 @@ from typing import Any, BinaryIO
 from syncd.errors import FileChangedError, LocalFileError
 
 CHUNK = 1024 * 1024
+# Boundaries: a secret per process and a count, so no file's bytes can be made to contain the
+# boundary of their own request (without a random read per upload).
+_BOUNDARY_SECRET = secrets.token_hex(12)
+_BOUNDARY_COUNT = itertools.count()
 
 
 class MultipartFile:
@@ -29,7 +34,7 @@ class MultipartFile:
     ) -> None:
         self._handle = handle
         self._size = size
-        self._boundary = f"syncd-{secrets.token_hex(16)}"
+        self._boundary = f"syncd-{_BOUNDARY_SECRET}{next(_BOUNDARY_COUNT):08x}"
         extra = "".join(
             f"--{self._boundary}\r\n"
             f'Content-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'

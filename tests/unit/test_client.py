@@ -321,3 +321,29 @@ def test_a_success_whose_body_cannot_be_read_may_have_stored_a_copy(
     with pytest.raises(errors.BadAnswer) as caught:
         client.upload(tmp_path / "a.txt", "a.txt", "text/plain")
     assert (True, 1) == (caught.value.maybe_stored, len(seen))
+
+
+def test_an_upload_carries_every_header_and_timeout_of_the_client(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """Uploads are built from headers merged once: they still carry the host, the version,
+    the user agent, the key, the body's type and length, and the client's timeouts."""
+    handler, seen = scripted(httpx.Response(200, json=FILE), httpx.Response(200, json=FILE))
+    (tmp_path / "a.txt").write_bytes(b"hello")
+    with client_with(handler, recorder, timeout=42.0) as client:
+        client.upload(tmp_path / "a.txt", "a.txt", "text/plain")
+        client.upload(tmp_path / "a.txt", "a.txt", "text/plain")
+    first, second = seen
+    headers = first.headers
+    boundary = headers["content-type"].split("boundary=")[1]
+    expected = (
+        "files.test", "2026-10-21", True, f"Bearer {KEY}", int(headers["content-length"]),
+        {"connect": 10.0, "read": 42.0, "write": 42.0, "pool": 42.0}, 1, True,
+    )
+    assert expected == (
+        headers["host"], headers["anthropic-version"],
+        headers["user-agent"].startswith("syncd/"), headers["authorization"],
+        len(first.content), first.extensions["timeout"],
+        len(headers.get_list("content-type")),
+        boundary != second.headers["content-type"].split("boundary=")[1],
+    )
