@@ -16,21 +16,18 @@ class Intents(Store):
         self, path: str, remote_name: str, stat: LocalStat, started_at: float
     ) -> Intent:
         """Record that an upload of ``stat``'s version is about to start; return it with its id."""
-        with self._write() as conn:
-            cur = conn.execute(
-                "INSERT INTO intents (path, remote_name, size, mtime_ns, ino, started_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (os.fsencode(path), remote_name, stat.size, stat.mtime_ns, stat.ino, started_at),
-            )
-            intent_id = cur.lastrowid
+        intent_id = self._write_one(
+            "INSERT INTO intents (path, remote_name, size, mtime_ns, ino, started_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            os.fsencode(path), remote_name, stat.size, stat.mtime_ns, stat.ino, started_at,
+        )
         assert intent_id is not None  # an INSERT into a rowid table always sets it
         return Intent(intent_id, path, remote_name, stat.size, stat.mtime_ns, stat.ino,
                       started_at)
 
     def drop_intent(self, intent_id: int) -> None:
         """Forget an intent (its upload failed cleanly, or reconcile resolved it)."""
-        with self._write() as conn:
-            conn.execute("DELETE FROM intents WHERE id = ?", (intent_id,))
+        self._write_one("DELETE FROM intents WHERE id = ?", intent_id)
 
     def intents(self) -> list[Intent]:
         """Every open intent, oldest first."""

@@ -2,8 +2,9 @@
 
 ``Store`` is the base the journal's parts (rows, intents, tombstones, meta, counts, schema)
 build on: each public write is one transaction (``_write``), a multi-statement read one
-snapshot (``_read``), and a single statement needs neither (``_select``). sqlite3 errors are
-translated here, once, into one-line ``JournalError``s naming the journal and the fix.
+snapshot (``_read``), and a single statement needs neither (``_select``, ``_write_one``).
+sqlite3 errors are translated here, once, into one-line ``JournalError``s naming the journal and
+the fix.
 """
 
 from __future__ import annotations
@@ -88,6 +89,18 @@ class Store:
             raise JournalError(f"journal {self.path} is open read-only; it cannot be changed")
         # IMMEDIATE takes the write lock now, not half way through the transaction.
         return self._transaction("BEGIN IMMEDIATE")
+
+    def _write_one(self, sql: str, *params: object) -> int | None:
+        """One statement that writes, as its own transaction (SQLite's autocommit is atomic and
+        takes the write lock itself): the two round trips of BEGIN/COMMIT cost more than an
+        intent's INSERT. Returns the row id it inserted, if any."""
+        if self._readonly:
+            raise JournalError(f"journal {self.path} is open read-only; it cannot be changed")
+        with self._mutex:
+            try:
+                return self._live().execute(sql, params).lastrowid
+            except sqlite3.Error as exc:
+                raise journal_error(self.path, exc) from exc
 
     def _select(self, sql: str, *params: object) -> list[Any]:
         """One statement's rows. No BEGIN/COMMIT around it: a single statement already reads
