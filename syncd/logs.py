@@ -127,7 +127,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS.get(level, logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(_NeverRaises(out)),  # type: ignore[arg-type]
+        # WriteLogger: the line and its newline in one write (print() makes two system calls
+        # of them on an unbuffered stream).
+        logger_factory=structlog.WriteLoggerFactory(_NeverRaises(out)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

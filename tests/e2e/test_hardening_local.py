@@ -495,3 +495,19 @@ def test_huge_key_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_api_key(settings_for(tmp_path, api_key_file=key_file))
     assert (True, False) == ("4 KiB" in str(info.value), "kkkk" in str(info.value))
+
+
+def test_a_log_line_is_one_write_with_its_newline() -> None:
+    """Each line reaches the stream in one write (journald and pipes see whole lines, and an
+    unbuffered stderr makes one system call of it, not two)."""
+    calls: list[str] = []
+
+    class Writes(io.StringIO):
+        def write(self, text: str) -> int:
+            calls.append(text)
+            return super().write(text)
+
+    logs.configure("info", "json", stream=Writes())
+    structlog.get_logger("t").info("uploaded", path="a.txt")
+    assert (1, True, "a.txt") == (
+        len(calls), calls[0].endswith("\n"), json.loads(calls[0])["path"])
