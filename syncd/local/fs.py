@@ -1,13 +1,15 @@
 """Reading files under root without ever leaving it, even while someone races the tree.
 
 Invariant 10. A path is never handed to ``open()``: a file is opened relative to a directory fd
-of root, one component at a time. Each directory is opened with ``O_NOFOLLOW | O_DIRECTORY``, so
-a directory exchanged for a symlink (``renameat2(RENAME_EXCHANGE)``) fails the walk instead of
-leading out of root; the leaf is lstat'ed (only regular files are opened, so no device is ever
-opened) and opened with ``O_NOFOLLOW | O_NONBLOCK``, so a FIFO swapped in between cannot block;
-then ``fstat`` on the opened fd decides: a regular file, or nothing to read. Everything that
-reads (hashing, content sniffing, the upload body and its before/after checks) reads and stats
-that one fd, never the path again.
+of root. Its directory is reached with ``openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`` where
+the kernel has it (:mod:`syncd.local.beneath`), else one component at a time, each directory
+opened with ``O_NOFOLLOW | O_DIRECTORY``; either way a directory exchanged for a symlink
+(``renameat2(RENAME_EXCHANGE)``) fails the walk instead of leading out of root. The leaf is
+lstat'ed (only regular files are opened, so no device is ever opened) and opened with
+``O_NOFOLLOW | O_NONBLOCK``, so a FIFO swapped in between cannot block; then ``fstat`` on the
+opened fd decides: a regular file, or nothing to read. Everything that reads (hashing, content
+sniffing, the upload body and its before/after checks) reads and stats that one fd, never the
+path again.
 
 With ``follow_symlinks`` a symlink in the LAST component (links to files only) is opened
 through the kernel's resolution, and then the opened fd itself is checked to be inside root (its
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from syncd.errors import LocalFileError, RootMoved
+from syncd.local import beneath
 from syncd.model import LocalStat
 
 CHUNK = 1024 * 1024
@@ -46,8 +49,9 @@ _DIR = _PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
 _LEAF = _FILE | os.O_NOFOLLOW
 # Answers that mean "no eligible file there": gone, a file where a directory should be, or a
-# symlink met with O_NOFOLLOW (ELOOP; a link opened with O_DIRECTORY may say ENOTDIR), a socket.
-_NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO})
+# symlink met with O_NOFOLLOW (ELOOP; a link opened with O_DIRECTORY may say ENOTDIR), a socket,
+# a path openat2 would not follow out of root (EXDEV).
+_NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO, errno.EXDEV})
 
 
 def open_file(
@@ -248,16 +252,37 @@ def _under(
             info = os.fstat(top)
             if (info.st_dev, info.st_ino) != root_id:
                 raise RootMoved(f"root {root} is no longer the directory first synced")
-        for name in names[:-1]:
-            child = os.open(name, _DIR, dir_fd=fd)
-            if fd != top:
-                os.close(fd)
-            fd = child
+        fd = _parent(top, names[:-1])
         return use(top, fd, names[-1])
     finally:
         if fd != top:
             os.close(fd)
         os.close(top)
+
+
+def _parent(top: int, dirs: list[str]) -> int:
+    """An fd of the directory ``dirs`` names under ``top`` (``top`` itself when empty): in one
+    openat2 where the kernel has it, else one component at a time; never through a link."""
+    if not dirs:
+        return top
+    if beneath.available():
+        try:
+            return beneath.open_beneath(top, os.fsencode("/".join(dirs)), _DIR)
+        except OSError as exc:
+            if exc.errno not in beneath.FALL_BACK:
+                raise
+    fd = top
+    try:
+        for name in dirs:
+            child = os.open(name, _DIR, dir_fd=fd)
+            if fd != top:
+                os.close(fd)
+            fd = child
+    except BaseException:
+        if fd != top:
+            os.close(fd)
+        raise
+    return fd
 
 
 def _open_leaf(top: int, parent: int, name: str, follow: bool) -> int | None:

@@ -8,6 +8,7 @@ to a folder outside root. Outside files hold ``OUTSIDE`` bytes; no read may ever
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import os
 import threading
@@ -29,6 +30,7 @@ from syncd.engine.reconcile import Reconciler
 from syncd.engine.worker import Syncer
 from syncd.errors import LocalFileError, RootMoved
 from syncd.journal import Journal
+from syncd.local import beneath
 from syncd.local import fs as localfs
 from syncd.local.contenttype import content_type
 from syncd.local.fs import FileSource, hash_unchanged, open_file
@@ -58,8 +60,8 @@ def _renameat2() -> Callable[[Path, Path], None] | None:
 
     def exchange(a: Path, b: Path) -> None:
         if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, os.strerror(errno))
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
 
     return exchange
 
@@ -116,6 +118,17 @@ def race(attempt: Callable[[int], None]) -> int:
         attempt(done)
         done += 1
     return done
+
+
+@pytest.fixture(autouse=True, params=["openat2", "walk"])
+def resolution(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs twice: directories reached with openat2 (where this kernel has
+    it) and one component at a time; both must give the same answers to every attack."""
+    if request.param == "openat2" and not beneath.available():
+        pytest.skip("this kernel or sandbox has no openat2")
+    if request.param == "walk":
+        monkeypatch.setattr(beneath, "_available", False)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -186,6 +199,28 @@ def test_a_root_that_is_not_the_one_first_synced_is_never_read_under(
             read()
         refused += 1
     assert refused == len(reads)
+
+
+def test_openat2_refuses_links_and_escapes_where_the_walk_would(
+    tree: Path, resolution: str
+) -> None:
+    """open_beneath opens a directory under root; a link as the last name is no directory
+    (ENOTDIR), a path through one is refused (ELOOP), one climbing out too (EXDEV): answers fs
+    counts as "no eligible file"."""
+    if resolution == "walk":
+        pytest.skip("openat2 itself")
+    top = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.close(beneath.open_beneath(top, b"d", localfs._DIR))
+        codes = []
+        for path in (b"x", b"x/sub", b"../out", b"d/../../out"):
+            with pytest.raises(OSError) as caught:
+                beneath.open_beneath(top, path, localfs._DIR)
+            codes.append(caught.value.errno)
+    finally:
+        os.close(top)
+    assert [errno.ENOTDIR, errno.ELOOP, errno.EXDEV, errno.EXDEV] == codes
+    assert all(code in localfs._NOT_THERE for code in codes)
 
 
 def test_opener_refuses_a_path_through_a_link_with_a_local_error(tree: Path) -> None:
