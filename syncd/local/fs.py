@@ -32,14 +32,15 @@ import os
 import stat as st
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from syncd.errors import LocalFileError, RootMoved
 from syncd.local import beneath
+from syncd.local.fdfile import FdFile
 from syncd.model import LocalStat
 
 CHUNK = 1024 * 1024
-Opener = Callable[[], BinaryIO]
+Opener = Callable[[], FdFile]
 RootId = tuple[int, int]  # the root directory's (st_dev, st_ino)
 T = TypeVar("T")
 
@@ -56,7 +57,7 @@ _NOT_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO, e
 
 def open_file(
     root: Path, rel: str, follow: bool, root_id: RootId | None = None
-) -> BinaryIO | None:
+) -> FdFile | None:
     """The regular file at ``rel`` under ``root``, open for reading; None if there is none.
 
     None: missing, not a regular file, reached through a symlinked directory, or a symlink
@@ -69,7 +70,7 @@ def open_file(
 
 def open_regular(
     root: Path, rel: str, follow: bool, root_id: RootId | None = None
-) -> tuple[BinaryIO, LocalStat] | None:
+) -> tuple[FdFile, LocalStat] | None:
     """:func:`open_file`, and the stat of the file it opened (from the fd)."""
     names = _names(rel)
     if names is None:
@@ -102,7 +103,7 @@ class FileSource:
         self._rel = rel
         self._follow = follow
         self._root_id = root_id
-        self._kept: BinaryIO | None = None
+        self._kept: FdFile | None = None
 
     def look(self) -> LocalStat | None:
         """The stat of the eligible regular file at the path (None: none); raises
@@ -134,12 +135,12 @@ class FileSource:
         if self._kept is None:
             return b""
         try:
-            return os.pread(self._kept.fileno(), size, 0)  # the offset stays where it was
+            return self._kept.head(size)  # kept: the first attempt sends these bytes again
         except OSError:
             self.close()
             return b""
 
-    def __call__(self) -> BinaryIO:
+    def __call__(self) -> FdFile:
         handle, self._kept = self._kept, None
         if handle is not None:
             return handle
@@ -163,7 +164,7 @@ class FileSource:
         self.close()
 
 
-def open_path(path: Path) -> BinaryIO:
+def open_path(path: Path) -> FdFile:
     """A caller's own file by plain path (no root to stay under): non-blocking, regular only."""
     try:
         opened = _regular(os.open(path, _FILE))
@@ -195,12 +196,12 @@ def stat_under(
     return info if info is not None and st.S_ISREG(info.st_mode) else None
 
 
-def fstat(handle: BinaryIO) -> LocalStat:
+def fstat(handle: FdFile) -> LocalStat:
     """The LocalStat of an open file, from its fd."""
     return LocalStat.from_stat(os.fstat(handle.fileno()))
 
 
-def hash_handle(handle: BinaryIO) -> str:
+def hash_handle(handle: FdFile) -> str:
     """The sha256 of an open file's content from its start, read in chunks."""
     digest = hashlib.sha256()
     handle.seek(0)
@@ -224,7 +225,7 @@ def hash_unchanged(
         return _hash_if_unchanged(handle, rel, stat)
 
 
-def _hash_if_unchanged(handle: BinaryIO, rel: str, stat: LocalStat) -> str | None:
+def _hash_if_unchanged(handle: FdFile, rel: str, stat: LocalStat) -> str | None:
     try:
         if fstat(handle) != stat:
             return None
@@ -329,10 +330,9 @@ def _inside(top: int, fd: int) -> bool:
     return where.startswith(root.rstrip(b"/") + b"/")
 
 
-def _regular(fd: int) -> tuple[BinaryIO, LocalStat] | None:
-    """``fd`` as a blocking binary file and its stat, if fstat says it is a regular file; else
-    closed, None. Unbuffered: every reader here reads large chunks or with pread, and a
-    buffered file costs three more system calls to open."""
+def _regular(fd: int) -> tuple[FdFile, LocalStat] | None:
+    """``fd`` as a blocking :class:`FdFile` and its stat, if fstat says it is a regular file;
+    else closed, None."""
     try:
         info = os.fstat(fd)
         if not st.S_ISREG(info.st_mode):
@@ -340,7 +340,7 @@ def _regular(fd: int) -> tuple[BinaryIO, LocalStat] | None:
             return None
         stat = LocalStat.from_stat(info)
         os.set_blocking(fd, True)  # O_NONBLOCK only guarded the open against a FIFO
-        return open(fd, "rb", buffering=0), stat  # the file owns fd from here
+        return FdFile(fd), stat  # the file owns fd from here
     except BaseException:
         os.close(fd)
         raise

@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -41,6 +41,7 @@ from syncd.errors import (
     error_from_response,
     error_from_transport,
 )
+from syncd.local.fdfile import FdFile
 from syncd.local.fs import Opener, fstat, open_path
 from syncd.model import LocalStat
 from syncd.remote.clockskew import ClockSkew
@@ -442,7 +443,7 @@ def _file_url(file_id: str) -> str:
 
 
 def _check_unchanged(
-    label: str, handle: BinaryIO, before: LocalStat, uploaded: RemoteFile
+    label: str, handle: FdFile, before: LocalStat, uploaded: RemoteFile
 ) -> None:
     """Raise FileChangedError if the file read (its fd, not its path) no longer matches.
 

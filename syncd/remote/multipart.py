@@ -9,9 +9,10 @@ import hashlib
 import itertools
 import secrets
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any
 
 from syncd.errors import FileChangedError, LocalFileError
+from syncd.local.fdfile import FdFile
 
 CHUNK = 1024 * 1024
 # Boundaries: a secret per process and a count, so no file's bytes can be made to contain the
@@ -29,7 +30,7 @@ class MultipartFile:
     """
 
     def __init__(
-        self, handle: BinaryIO, size: int, name: str, content_type: str,
+        self, handle: FdFile, size: int, name: str, content_type: str,
         fields: dict[str, str] | None = None,
     ) -> None:
         self._handle = handle

@@ -8,7 +8,6 @@ to a folder outside root. Outside files hold ``OUTSIDE`` bytes; no read may ever
 from __future__ import annotations
 
 import ctypes
-import errno
 import hashlib
 import os
 import threading
@@ -199,28 +198,6 @@ def test_a_root_that_is_not_the_one_first_synced_is_never_read_under(
             read()
         refused += 1
     assert refused == len(reads)
-
-
-def test_openat2_refuses_links_and_escapes_where_the_walk_would(
-    tree: Path, resolution: str
-) -> None:
-    """open_beneath opens a directory under root; a link as the last name is no directory
-    (ENOTDIR), a path through one is refused (ELOOP), one climbing out too (EXDEV): answers fs
-    counts as "no eligible file"."""
-    if resolution == "walk":
-        pytest.skip("openat2 itself")
-    top = os.open(tree, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.close(beneath.open_beneath(top, b"d", localfs._DIR))
-        codes = []
-        for path in (b"x", b"x/sub", b"../out", b"d/../../out"):
-            with pytest.raises(OSError) as caught:
-                beneath.open_beneath(top, path, localfs._DIR)
-            codes.append(caught.value.errno)
-    finally:
-        os.close(top)
-    assert [errno.ENOTDIR, errno.ELOOP, errno.EXDEV, errno.EXDEV] == codes
-    assert all(code in localfs._NOT_THERE for code in codes)
 
 
 def test_opener_refuses_a_path_through_a_link_with_a_local_error(tree: Path) -> None:
