@@ -335,8 +335,8 @@ class Mirror:
 
     def working(self) -> bool:
         """False while paused (the journal cannot be written, or the root is not the directory
-        first synced: checked here too, so workers stop before the loop's next turn) and once
-        a fatal error stopped the daemon (no worker takes another path while it shuts down)."""
+        first synced: its path is stat'ed here, for `sync`'s and the loop's waits) and once a
+        fatal error stopped the daemon. Workers ask :meth:`may_take_work` instead."""
         return self.may_take_work() and not self.root_guard.moved()
 
     def note_threads(self, problem: str | None) -> None:
