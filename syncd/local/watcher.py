@@ -233,6 +233,11 @@ class Observer(InotifyObserver):
         BaseObserver.__init__(self, OverflowEmitter, inotify_fd=self._inotify_fd,
                               on_overflow=on_overflow)
 
+    def reader_alive(self) -> bool:
+        """True while the inotify reader thread runs: it reads the fd and feeds every emitter,
+        so when an exception ends it, events stop while every other thread looks alive."""
+        return self._inotify_fd.is_alive()
+
 
 def start_watcher(root: Path, hints: Hints) -> BaseObserver | None:
     """Start watching ``root`` recursively; None (with the fix logged) if the kernel refuses
@@ -253,9 +258,12 @@ def start_watcher(root: Path, hints: Hints) -> BaseObserver | None:
 
 
 def watcher_alive(observer: BaseObserver) -> bool:
-    """True while the observer thread and every emitter thread it runs are alive: an emitter
-    killed by an exception leaves the observer running with nothing to dispatch."""
-    return observer.is_alive() and all(emitter.is_alive() for emitter in observer.emitters)
+    """True while the observer thread, every emitter thread it runs and the inotify reader
+    thread are alive: an emitter or the reader killed by an exception leaves the observer
+    running with nothing to dispatch."""
+    reader = observer.reader_alive() if isinstance(observer, Observer) else True
+    return (observer.is_alive() and reader
+            and all(emitter.is_alive() for emitter in observer.emitters))
 
 
 def stop_watcher(observer: BaseObserver | None, timeout: float = 5.0) -> None:

@@ -266,6 +266,33 @@ def test_a_dead_watcher_is_restarted_and_what_it_missed_is_scanned(
     assert 1 == len(events(logs, "watcher died; restarting"))
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_inotify_reader_is_restarted_and_what_it_missed_is_scanned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inotify reader thread killed by an event (a watchdog bug) is noticed although the
+    observer and its emitter live on: the watcher is restarted and the file it missed synced."""
+    real = watcher.InotifyFD.handle_event
+    poisoned: list[bool] = []
+
+    def handle_event(self: Any, event: Any) -> None:
+        if b"poison" in (event.name or b"") and not poisoned:
+            poisoned.append(True)
+            raise RuntimeError("a watchdog bug on this event")
+        real(self, event)
+
+    monkeypatch.setattr(watcher.InotifyFD, "handle_event", handle_event)
+    with bench(tmp_path) as b, capture_logs() as logs:
+        b.write("a.txt", b"a")
+        with b.running(rescan_interval_seconds=3600):
+            wait_until(b.converged, what="first sync")
+            b.write("poison.txt", b"the event that kills the reader")
+            wait_until(lambda: "poison.txt" in b.remote(), what="the missed file synced")
+            b.write("after.txt", b"seen by the restarted watcher")
+            wait_until(b.converged, what="later changes synced")
+    assert (1, 1) == (len(poisoned), len(events(logs, "watcher died; restarting")))
+
+
 # --- item 14: the queue overflow storm ---------------------------------------------------------
 
 

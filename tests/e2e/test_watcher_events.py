@@ -232,6 +232,28 @@ def test_no_inotify_instance_left_means_scans_only_with_the_fix(
     assert (None, True) == (observer, any("max_user_instances" in r for r in reasons))
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_inotify_reader_makes_the_watcher_count_as_dead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inotify reader thread killed by an event it cannot handle leaves the observer and
+    the emitter running with no event ever again: the loop's supervision must see it."""
+    def poisoned(self: object, event: object) -> None:
+        raise RuntimeError("a watchdog bug on this event")
+
+    monkeypatch.setattr(watcher.InotifyFD, "handle_event", poisoned)
+    observer = start_watcher(tmp_path, watch(tmp_path, Counter()))
+    assert observer is not None
+    try:
+        alive_before = watcher_alive(observer)
+        (tmp_path / "a.txt").write_bytes(b"the event that kills the reader")
+        wait_until(lambda: not watcher_alive(observer), what="the dead reader noticed")
+        emitters_alive = all(e.is_alive() for e in observer.emitters)
+        assert (True, True, True) == (alive_before, observer.is_alive(), emitters_alive)
+    finally:
+        stop_watcher(observer)
+
+
 def test_a_dead_emitter_makes_the_watcher_count_as_dead(tmp_path: Path) -> None:
     """An emitter thread that ended (killed by an exception) leaves the observer thread running
     with nothing to dispatch: the loop's supervision must see the watcher as dead."""
