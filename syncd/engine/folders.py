@@ -36,8 +36,10 @@ def open_mirrors(settings: Settings, options: Options | None = None) -> Iterator
             yield [one]
         return
     metrics = Metrics()
-    turns = Turns(make_pacer(settings, resolve_api_key(settings)[0]))
+    pacer = make_pacer(settings, resolve_api_key(settings)[0])
+    turns = Turns(pacer)
     with contextlib.ExitStack() as stack:
+        stack.callback(pacer.close)  # after every mirror (and its client) closed
         mirrors = []
         for name, folder in folders:
             tally = metrics.for_folder(name)

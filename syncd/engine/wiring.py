@@ -17,13 +17,14 @@ def make_client(
     settings: Settings, metrics: Metrics | None = None, pacer: Pacing | None = None
 ) -> FilesClient:
     """The client the config describes: key, URL, API version, pacing, retries, expiry.
-    ``pacer``: the one the folders of a process share (default: a new one)."""
+    ``pacer``: the one the folders of a process share, which its maker closes (default: a new
+    one, which the client closes with itself)."""
     key, _source = resolve_api_key(settings)
     remote = settings.remote
     return FilesClient(
         key, remote.base_url, api_version=remote.api_version,
         expires_in_seconds=remote.expires_in_seconds,
-        pacer=pacer or make_pacer(settings, key),
+        pacer=pacer or make_pacer(settings, key), owns_pacer=pacer is None,
         max_retries=remote.max_retries, timeout=remote.timeout_seconds,
         observer=metrics.request if metrics else None,
         on_retry=metrics.retry_wait if metrics else None,

@@ -88,6 +88,7 @@ class FilesClient:
         workspace: WorkspaceGuard | None = None,
         expires_in_seconds: int | None = None,
         pacer: Pacing | None = None,
+        owns_pacer: bool = False,
         transport: httpx.BaseTransport | None = None,
         max_retries: int = 4,
         timeout: float = 60.0,
@@ -112,6 +113,7 @@ class FilesClient:
         self.workspace = workspace or WorkspaceGuard()
         self.expires_in_seconds = expires_in_seconds
         self.pacer = pacer or Pacer(requests_per_minute=DEFAULT_REQUESTS_PER_MINUTE, burst=1)
+        self._owns_pacer = owns_pacer  # close() closes it (a shared pacer's Redis connections)
         self.max_upload_bytes = max_upload_bytes
         self.max_retries = max_retries
         self._sleep = sleep
@@ -147,8 +149,10 @@ class FilesClient:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool, and the pacer when it was made for this client alone."""
         self._http.close()
+        if self._owns_pacer:
+            self.pacer.close()
 
     # --- operations -----------------------------------------------------------------------
 

@@ -42,6 +42,7 @@ class Pacing(Protocol):
     def acquire(self) -> float: ...
     def pause_for(self, seconds: float) -> None: ...
     def paused_for(self) -> float: ...
+    def close(self) -> None: ...  # release what it holds (a shared pacer's Redis connections)
 
 
 class Pacer:
@@ -124,6 +125,9 @@ class Pacer:
         """Seconds left in a 429 pause (0 when none), for progress displays."""
         with self._lock:
             return max(0.0, self._paused_until - self._clock())
+
+    def close(self) -> None:
+        """Nothing to release: the bucket is in this process's memory."""
 
     def _reserve(self) -> float:
         """Take a slot and return 0, or return how long to wait before trying again."""

@@ -134,3 +134,6 @@ class FolderPacer:
 
     def paused_for(self) -> float:
         return self._pacer.paused_for()
+
+    def close(self) -> None:
+        """Nothing: the shared pacer is its opener's to close (:func:`open_mirrors`)."""

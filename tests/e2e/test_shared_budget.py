@@ -18,6 +18,8 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
+from syncd.config import load_settings
+from syncd.engine.wiring import make_client
 from syncd.remote.sharedpacer import RETRY_SECONDS, SharedPacer, budget_scope
 from tests.conftest import Recorder
 from tests.redis_server import RedisServer, running_redis
@@ -241,3 +243,35 @@ def test_without_a_shared_budget_redis_is_never_imported(tmp_path: Path) -> None
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "ANTHROPIC_API_KEY": API_KEY})
     assert "[]" == out.stdout.strip()
+
+
+def _connections(server: RedisServer) -> int:
+    """Clients connected to ``server``, this check's own connection left out."""
+    admin = redis.Redis.from_url(server.url)
+    try:
+        return len(admin.client_list()) - 1
+    finally:
+        admin.close()
+
+
+def test_a_client_closes_the_shared_pacer_it_was_built_with(
+    server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pacer make_client builds is the client's: closing the client closes its Redis
+    connections. A pacer handed in (the folders' shared one) stays open for its owner."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    (tmp_path / "root").mkdir()
+    settings = load_settings(None, root=tmp_path / "root",
+                             remote={"base_url": BASE, "shared_budget": server.url},
+                             state={"journal": tmp_path / "journal.db"})
+    client = make_client(settings)
+    assert isinstance(client.pacer, SharedPacer) and client.pacer.take() is not None
+    opened = _connections(server)
+    client.close()
+    shared = host(server.url)
+    assert shared.take() is not None
+    lent = make_client(settings, pacer=shared)
+    lent.close()
+    kept = _connections(server)  # the lent pacer's connection only
+    shared.close()
+    assert (1, 1, 0) == (opened, kept, _connections(server))
