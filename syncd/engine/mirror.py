@@ -121,6 +121,10 @@ class Mirror:
         self.rescan_owed = 0  # dropped marks the running rescan is finding again
         self._reload: Reload | None = None
         self._published: dict[str, str] = {}
+        # Called at every directory a scan reads: the service loop pings systemd's watchdog
+        # from it, so a scan longer than WatchdogSec (a few million files) is not taken for a
+        # hung daemon and killed, only to scan again from the start.
+        self.keepalive: Callable[[], None] = lambda: None
 
     @property
     def fatal(self) -> BaseException | None:
@@ -228,7 +232,7 @@ class Mirror:
         self._skip_reasons = {}
         mark = self._marker_from(mark_from or "")
         result = scan_tree(self.root, self.ctx.rules, self.ctx.follow_symlinks, self.skipped,
-                           self.journal, mark)
+                           self.journal, mark, self.keepalive)
         for path in [*result.vanished, *self.journal.gone_paths()]:
             self.queue.mark(path, settle=False)  # gone: a copy to replace, even after a restart
         self.unreadable = {

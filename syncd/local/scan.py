@@ -227,11 +227,19 @@ def needs_look(local: LocalStat, row: FileRow | None) -> bool:
 
 def scan_tree(
     root: Path, rules: IgnoreRules, follow_symlinks: bool, skip: Skip, journal: Journal,
-    mark: Mark,
+    mark: Mark, progress: Callable[[], None] = lambda: None,
 ) -> ScanResult:
-    """Walk the tree against the journal's rows; mark what needs a look (see :func:`merge`)."""
-    found = scan_entries(root, rules, follow_symlinks, skip)
+    """Walk the tree against the journal's rows; mark what needs a look (see :func:`merge`).
+    ``progress`` is called at every directory read (the service loop's watchdog ping)."""
+    found = _reporting(scan_entries(root, rules, follow_symlinks, skip), progress)
     return merge(found, journal.scan_rows(RACY_WINDOW_NS), mark)
+
+
+def _reporting(items: Iterator[Run | Unreadable], progress: Callable[[], None]
+               ) -> Iterator[Run | Unreadable]:
+    for item in items:
+        progress()
+        yield item
 
 
 def merge(

@@ -243,6 +243,9 @@ def run_loop(
     group = _group(mirrors)
     for mirror in group:
         check_root(mirror.root)  # before any request: a missing root stops here
+    watchdog = Watchdog(notifier)
+    for mirror in group:
+        mirror.keepalive = watchdog.keepalive  # pinged from inside long scans too
     notifier.status("starting: checking the workspace")
     runs: list[_Run] = []
     try:  # from the first thread started, so that whatever fails stops every one of them
@@ -254,7 +257,7 @@ def run_loop(
         if on_ready:
             on_ready()
         while not stop.wait(TICK) and all(m.fatal is None for m in group):
-            _supervised_turn(runs, notifier)
+            _supervised_turn(runs, watchdog)
     finally:
         stop.set()
         notifier.stopping()
@@ -389,7 +392,27 @@ def _retry_watcher(daemon: Mirror, timers: Timers) -> None:
         daemon.request_rescan("watcher started")
 
 
-def _supervised_turn(runs: list[_Run], notifier: Notifier) -> None:
+@dataclass
+class Watchdog:
+    """systemd's watchdog, pinged by the loop's turns and from inside a scan (one directory
+    at a time), but only while the last turn found every folder's threads alive: a scan
+    making progress proves the loop is not hung, not that the workers live."""
+
+    notifier: Notifier
+    healthy: bool = True
+
+    def vouch(self, healthy: bool) -> None:
+        """The turn's verdict on every thread; ping when it is good."""
+        self.healthy = healthy
+        self.keepalive()
+
+    def keepalive(self) -> None:
+        """Ping (at most every half interval: :meth:`Notifier.ping`) while healthy."""
+        if self.healthy:
+            self.notifier.ping()
+
+
+def _supervised_turn(runs: list[_Run], watchdog: Watchdog) -> None:
     """One turn of the loop. Supervision and the watcher's restart are guarded like the rest
     of the turn: an error there is logged (a bug, or a foreign error from watchdog), and the
     next turn tries again, instead of ending the daemon. The watchdog is pinged only when
@@ -402,11 +425,10 @@ def _supervised_turn(runs: list[_Run], notifier: Notifier) -> None:
         except Exception as exc:
             healthy = False
             run.timers.failures.failed(exc)
-    if healthy:
-        notifier.ping()
+    watchdog.vouch(healthy)
     for run in runs:
         _tick(run.mirror, run.timers)
-    notifier.status(status_line([run.mirror for run in runs]))
+    watchdog.notifier.status(status_line([run.mirror for run in runs]))
 
 
 def _tick(daemon: Mirror, timers: Timers) -> None:

@@ -7,6 +7,7 @@ the emulator over loopback. Faults are injected by making one method raise.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -291,6 +292,46 @@ def test_a_dead_inotify_reader_is_restarted_and_what_it_missed_is_scanned(
             b.write("after.txt", b"seen by the restarted watcher")
             wait_until(b.converged, what="later changes synced")
     assert (1, 1) == (len(poisoned), len(events(logs, "watcher died; restarting")))
+
+
+class CountingNotifier(Notifier):
+    """A Notifier under a watchdog whose every ping is due (its clock leaps 1000 s a call),
+    recording what it would send instead of sending it."""
+
+    def __init__(self) -> None:
+        super().__init__({"NOTIFY_SOCKET": "/nonexistent/notify", "WATCHDOG_USEC": "2000000"},
+                         clock=itertools.count(0.0, 1000.0).__next__)
+        self.sent: list[str] = []
+
+    def send(self, message: str) -> None:
+        self.sent.append(message)
+
+
+def test_a_long_rescan_pings_the_watchdog_from_inside(tmp_path: Path) -> None:
+    """The loop thread is busy for the whole of a rescan: a tree big enough to scan for longer
+    than WatchdogSec would get a live daemon killed (and scanning again from the start). The
+    scan pings at each directory it reads, so a rescan of 150 directories sends about 150."""
+    notifier = CountingNotifier()
+    with bench(tmp_path) as b, capture_logs() as logs:
+        for i in range(150):
+            b.write(f"d{i:03d}/f.txt", b"x")
+        daemon = b.daemon(rescan_interval_seconds=3600)
+        stop, ready = threading.Event(), threading.Event()
+        thread = threading.Thread(target=run_daemon, args=(daemon, stop, ready.set, notifier),
+                                  daemon=True)
+        thread.start()
+        try:
+            assert ready.wait(30), "daemon did not become ready"
+            wait_until(b.converged, what="first sync")
+            before = notifier.sent.count("WATCHDOG=1")
+            daemon.request_rescan("the test")
+            wait_until(lambda: len(events(logs, "scanned")) == 2, what="the rescan")
+            during = notifier.sent.count("WATCHDOG=1") - before
+        finally:
+            stop.set()
+            thread.join(30)
+            daemon.close()
+    assert during >= 150
 
 
 # --- item 14: the queue overflow storm ---------------------------------------------------------

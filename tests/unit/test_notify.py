@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import socket
 
 import pytest
 from structlog.testing import capture_logs
 
+from syncd.service.loop import Watchdog
 from syncd.service.notify import Notifier
 
 
@@ -38,3 +40,21 @@ def test_a_full_notify_socket_drops_messages_instead_of_blocking() -> None:
         queued = _queued(receiver)
     lines = [e for e in logs if e["event"].startswith("notify socket full")]
     assert (sends, True, 1) == (queued + notifier.dropped, notifier.dropped > 0, len(lines))
+
+
+def test_scans_ping_the_watchdog_only_while_the_threads_are_vouched_for() -> None:
+    """Watchdog.keepalive (called from inside scans) pings while the last turn found every
+    thread alive, and stays silent after a turn that did not: a scan's progress is no proof
+    that the workers live."""
+    sent: list[str] = []
+    notifier = Notifier({"NOTIFY_SOCKET": "/nonexistent/notify", "WATCHDOG_USEC": "2000000"},
+                        clock=itertools.count(0.0, 1000.0).__next__)
+    notifier.send = sent.append  # type: ignore[method-assign]
+    watchdog = Watchdog(notifier)
+    watchdog.keepalive()
+    watchdog.vouch(False)
+    watchdog.keepalive()
+    watchdog.keepalive()
+    watchdog.vouch(True)
+    watchdog.keepalive()
+    assert ["WATCHDOG=1"] * 3 == sent
