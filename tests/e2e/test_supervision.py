@@ -237,34 +237,59 @@ def test_a_dead_thread_stops_the_watchdog_and_is_named_everywhere(
 # --- item 13: a watcher thread that dies is restarted ------------------------------------------
 
 
+def poison_once(
+    monkeypatch: pytest.MonkeyPatch, owner: Any, name: str, hits: Callable[[Any], bool],
+    error: BaseException,
+) -> list[Any]:
+    """Make ``owner.name(event)`` raise ``error`` for the first event ``hits`` accepts (the
+    thread running it dies of it); return the events it was raised for."""
+    real = getattr(owner, name)
+    poisoned: list[Any] = []
+
+    def method(self: Any, event: Any) -> None:
+        if not poisoned and hits(event):
+            poisoned.append(event)
+            raise error
+        real(self, event)
+
+    monkeypatch.setattr(owner, name, method)
+    return poisoned
+
+
+def restarted_and_synced(tmp_path: Path, trigger: Callable[[Bench], str]) -> list[Any]:
+    """A running daemon; ``trigger`` kills a watcher thread and names the file it made, which
+    must still be synced, and so must a file written after. Returns the logs."""
+    with bench(tmp_path) as b, capture_logs() as logs:
+        b.write("a.txt", b"a")
+        with b.running(rescan_interval_seconds=3600):
+            wait_until(b.converged, what="first sync")
+            missed = trigger(b)
+            wait_until(lambda: missed in b.remote(), what="what the dead thread missed, synced")
+            b.write("after.txt", b"seen by the restarted watcher")
+            wait_until(b.converged, what="later changes synced")
+    return logs
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_dead_watcher_is_restarted_and_what_it_missed_is_scanned(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The observer thread killed by an event (a deep tree moved in) is restarted, then rescans."""
-    real = watcher._Handler.on_any_event
-    poisoned: list[str] = []
+    poisoned = poison_once(
+        monkeypatch, watcher._Handler, "on_any_event",
+        lambda event: os.path.basename(os.fsdecode(event.src_path)) == "deep",
+        RecursionError("maximum recursion depth exceeded"),
+    )
 
-    def on_any_event(self: Any, event: Any) -> None:
-        if os.path.basename(os.fsdecode(event.src_path)) == "deep" and not poisoned:
-            poisoned.append(os.fsdecode(event.src_path))
-            raise RecursionError("maximum recursion depth exceeded")
-        real(self, event)
+    def move_a_tree_in(b: Bench) -> str:
+        deep = tmp_path / "outside" / "deep" / "er"
+        deep.mkdir(parents=True)
+        (deep / "f.txt").write_bytes(b"in the tree moved in")
+        os.rename(tmp_path / "outside" / "deep", b.root / "deep")
+        return "deep/er/f.txt"
 
-    monkeypatch.setattr(watcher._Handler, "on_any_event", on_any_event)
-    with bench(tmp_path) as b, capture_logs() as logs:
-        b.write("a.txt", b"a")
-        with b.running(rescan_interval_seconds=3600):
-            wait_until(b.converged, what="first sync")
-            deep = tmp_path / "outside" / "deep" / "er"
-            deep.mkdir(parents=True)
-            (deep / "f.txt").write_bytes(b"in the tree moved in")
-            os.rename(tmp_path / "outside" / "deep", b.root / "deep")
-            wait_until(lambda: "deep/er/f.txt" in b.remote(), what="the moved tree synced")
-            b.write("after.txt", b"seen by the restarted watcher")
-            wait_until(b.converged, what="later changes synced")
-    assert 1 == len(poisoned)
-    assert 1 == len(events(logs, "watcher died; restarting"))
+    logs = restarted_and_synced(tmp_path, move_a_tree_in)
+    assert (1, 1) == (len(poisoned), len(events(logs, "watcher died; restarting")))
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -273,24 +298,17 @@ def test_a_dead_inotify_reader_is_restarted_and_what_it_missed_is_scanned(
 ) -> None:
     """The inotify reader thread killed by an event (a watchdog bug) is noticed although the
     observer and its emitter live on: the watcher is restarted and the file it missed synced."""
-    real = watcher.InotifyFD.handle_event
-    poisoned: list[bool] = []
+    poisoned = poison_once(
+        monkeypatch, watcher.InotifyFD, "handle_event",
+        lambda event: b"poison" in (event.name or b""),
+        RuntimeError("a watchdog bug on this event"),
+    )
 
-    def handle_event(self: Any, event: Any) -> None:
-        if b"poison" in (event.name or b"") and not poisoned:
-            poisoned.append(True)
-            raise RuntimeError("a watchdog bug on this event")
-        real(self, event)
+    def write_the_poison(b: Bench) -> str:
+        b.write("poison.txt", b"the event that kills the reader")
+        return "poison.txt"
 
-    monkeypatch.setattr(watcher.InotifyFD, "handle_event", handle_event)
-    with bench(tmp_path) as b, capture_logs() as logs:
-        b.write("a.txt", b"a")
-        with b.running(rescan_interval_seconds=3600):
-            wait_until(b.converged, what="first sync")
-            b.write("poison.txt", b"the event that kills the reader")
-            wait_until(lambda: "poison.txt" in b.remote(), what="the missed file synced")
-            b.write("after.txt", b"seen by the restarted watcher")
-            wait_until(b.converged, what="later changes synced")
+    logs = restarted_and_synced(tmp_path, write_the_poison)
     assert (1, 1) == (len(poisoned), len(events(logs, "watcher died; restarting")))
 
 
