@@ -396,10 +396,11 @@ def _retry_watcher(daemon: Mirror, timers: Timers) -> None:
 class Watchdog:
     """systemd's watchdog, pinged by the loop's turns and from inside a scan (one directory
     at a time), but only while the last turn found every folder's threads alive: a scan
-    making progress proves the loop is not hung, not that the workers live."""
+    making progress proves the loop is not hung, not that the workers live. Nothing before
+    the first turn's verdict: until READY=1, TimeoutStartSec= watches the start-up."""
 
     notifier: Notifier
-    healthy: bool = True
+    healthy: bool = False
 
     def vouch(self, healthy: bool) -> None:
         """The turn's verdict on every thread; ping when it is good."""

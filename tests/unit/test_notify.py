@@ -44,14 +44,15 @@ def test_a_full_notify_socket_drops_messages_instead_of_blocking() -> None:
 
 def test_scans_ping_the_watchdog_only_while_the_threads_are_vouched_for() -> None:
     """Watchdog.keepalive (called from inside scans) pings while the last turn found every
-    thread alive, and stays silent after a turn that did not: a scan's progress is no proof
-    that the workers live."""
+    thread alive, and stays silent before the first verdict (the start-up scan, before READY)
+    and after a turn that found a dead thread: a scan's progress is no proof the workers live."""
     sent: list[str] = []
     notifier = Notifier({"NOTIFY_SOCKET": "/nonexistent/notify", "WATCHDOG_USEC": "2000000"},
                         clock=itertools.count(0.0, 1000.0).__next__)
     notifier.send = sent.append  # type: ignore[method-assign]
     watchdog = Watchdog(notifier)
-    watchdog.keepalive()
+    watchdog.keepalive()  # the start-up scan: no verdict yet
+    watchdog.vouch(True)
     watchdog.vouch(False)
     watchdog.keepalive()
     watchdog.keepalive()
