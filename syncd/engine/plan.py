@@ -182,18 +182,6 @@ def full_listing_owed(
     return None
 
 
-def startup_listing(
-    last_listing: float | None, now: float, interval: float, intents: int, refused: bool
-) -> str | None:
-    """Why the start-up must page the listing, or None when one request will do: a full
-    listing owed (:func:`full_listing_owed`), or uploads in flight as syncd stopped, whose
-    copies are looked for in the newest pages."""
-    owed = full_listing_owed(last_listing, now, interval, refused)
-    if owed is None and intents:
-        return f"{intents} upload(s) were in flight when syncd stopped"
-    return owed
-
-
 def full_pass_interval(base: float, pages: int, share: float, per_minute: float) -> float:
     """Seconds between periodic full passes: ``base``, stretched so that listing ``pages``
     pages spends at most ``share`` of a budget of ``per_minute`` requests a minute."""
